@@ -1,0 +1,20 @@
+"""tracegrad: trace a Python function of floats into scalar IR, differentiate it, compile it.
+
+>>> import tracegrad as tg
+>>> tg.grad(lambda x, y: tg.tanh(x * y), argnums=(0, 1))(0.0, 2.0)
+(2.0, 0.0)
+"""
+from .api import Function, grad, jit, jvp, value_and_grad, vjp
+from .errors import TracingError
+from .ir import Graph
+from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, pow, relu,
+                  sigmoid, sign, sin, softplus, sqrt, tanh, where)
+from .tracing import trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function", "Graph", "TracingError", "abs", "clamp", "cos", "exp", "grad", "jit", "jvp",
+    "log", "log1p", "maximum", "minimum", "pow", "relu", "sigmoid", "sign", "sin", "softplus",
+    "sqrt", "tanh", "trace", "value_and_grad", "vjp", "where",
+]

@@ -1,0 +1,232 @@
+"""The user-facing transformations: grad, value_and_grad, jit, jvp, vjp.
+
+Each returns a ``Function``: it flattens its arguments, finds (or traces and
+transforms) the graph for their structure, then either runs the compiled kernel on
+floats or, called on tracers or ``Value``s, replays the graph into the caller's trace.
+
+>>> import tracegrad as tg
+>>> tg.grad(lambda x: x * x)(3.0)
+6.0
+"""
+import functools
+import threading
+
+from . import backends
+from .ir import evaluate
+from .ops import to_float
+from .pytree import LEAF, flatten, is_boxed, num_leaves, unflatten
+from .tracing import trace_flat
+from .transforms import jvp_graph, vjp_graph
+from .transforms.substitute import substitute
+
+
+class Function:
+    """A function of pytrees of floats, backed by one graph per argument structure.
+
+    ``make_graph(args) -> (graph, out_tree, captured)`` builds the graph for the
+    structure of ``args``. Attributes: ``graph`` (of the last structure called, or
+    of one float per parameter), ``source`` (the generated code) and ``backend``.
+    """
+
+    def __init__(self, fn, make_graph, backend=None):
+        if backend is not None:
+            backends.module(backend)
+        self.fn, self.make_graph, self.backend = fn, make_graph, backend
+        self._entries = {}
+        self._last = None
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, fn, updated=())
+
+    def _entry(self, args):
+        leaves, tree = flatten(args)
+        entry = self._entries.get(tree)
+        if entry is None:
+            graph, out_tree, captured = self.make_graph(args)
+            entry = [graph, out_tree, captured, None]
+            if not captured:  # a graph that captured outer tracers belongs to that trace only
+                with self._lock:
+                    self._entries[tree] = entry
+        self._last = entry
+        return entry, leaves
+
+    def __call__(self, *args):
+        (graph, out_tree, captured, kernel), leaves = self._entry(args)
+        if captured or any(is_boxed(x) for x in leaves):
+            return unflatten(out_tree, evaluate(graph, leaves + list(captured)))
+        if kernel is None:
+            kernel = self._last[3] = backends.compile(graph, self.backend)
+        return unflatten(out_tree, kernel(*[to_float(x) for x in leaves]))
+
+    def _default_entry(self):
+        if self._last is None:
+            self._entry(tuple(0.0 for _ in _positional_parameters(self.fn)))
+        return self._last
+
+    @property
+    def graph(self):
+        """The IR of the last call's argument structure (before any call: one float per parameter)."""
+        return self._default_entry()[0]
+
+    @property
+    def source(self):
+        """The code the backend generates for ``graph``."""
+        return backends.source(self.graph, self.backend)
+
+    def __repr__(self):
+        return f"<tracegrad.Function {getattr(self.fn, '__name__', self.fn)!r}>"
+
+
+def _positional_parameters(fn):
+    import inspect
+    try:
+        return [p for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    except (TypeError, ValueError):
+        raise TypeError("cannot tell this function's parameters; call it once with example arguments") from None
+
+
+def _check_callable(fn, name):
+    if not callable(fn):
+        raise TypeError(f"{name} takes a function, got {type(fn).__name__} {fn!r:.60}")
+
+
+def _normalize_argnums(argnums, nargs):
+    single = isinstance(argnums, int) and not isinstance(argnums, bool)
+    nums = (argnums,) if single else tuple(argnums) if isinstance(argnums, (tuple, list)) else None
+    if nums is None or not nums or not all(isinstance(a, int) and not isinstance(a, bool) for a in nums):
+        raise TypeError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+    for a in nums:
+        if not -nargs <= a < nargs:
+            raise ValueError(f"argnums {argnums!r} is out of range for a call with {nargs} arguments")
+    return single, tuple(a % nargs for a in nums)
+
+
+def _leaf_ranges(args):
+    """The (start, stop) of each argument's leaves in the flattened argument list."""
+    ranges, start = [], 0
+    for a in args:
+        n = num_leaves(flatten(a)[1])
+        ranges.append((start, start + n))
+        start += n
+    return ranges
+
+
+def _gradient_graph(fn, args, argnums, with_value):
+    single, nums = _normalize_argnums(argnums, len(args))
+    graph, out_tree, captured = trace_flat(fn, args)
+    if out_tree != LEAF:
+        raise TypeError(
+            f"grad needs a function with a single scalar output, but it returned a structure of "
+            f"{len(graph.outputs)} values; use tg.vjp for several outputs, or sum them into one")
+    ranges = _leaf_ranges(args)
+    wrt = [k for a in nums for k in range(*ranges[a])]
+    grad_graph = vjp_graph(graph, wrt, seed=1.0, keep_outputs=with_value)
+    trees = [flatten(args[a])[1] for a in nums]
+    grads_tree = trees[0] if single else ("tuple", tuple(trees))
+    return grad_graph, (("tuple", (LEAF, grads_tree)) if with_value else grads_tree), captured
+
+
+def grad(fn=None, argnums=0, *, backend=None):
+    """The gradient of a scalar function with respect to argument(s) ``argnums``.
+
+    The gradient has the structure of the argument (a tuple of them for a tuple of
+    argnums). Works as a decorator, with or without arguments.
+
+    >>> import tracegrad as tg
+    >>> tg.grad(lambda x, y: x * y, argnums=(0, 1))(2.0, 3.0)
+    (3.0, 2.0)
+    """
+    if fn is None:
+        return functools.partial(grad, argnums=argnums, backend=backend)
+    _check_callable(fn, "grad")
+    return Function(fn, lambda args: _gradient_graph(fn, args, argnums, False), backend)
+
+
+def value_and_grad(fn=None, argnums=0, *, backend=None):
+    """Like ``grad``, but return ``(value, gradient)``.
+
+    >>> import tracegrad as tg
+    >>> tg.value_and_grad(lambda x: x * x)(3.0)
+    (9.0, 6.0)
+    """
+    if fn is None:
+        return functools.partial(value_and_grad, argnums=argnums, backend=backend)
+    _check_callable(fn, "value_and_grad")
+    return Function(fn, lambda args: _gradient_graph(fn, args, argnums, True), backend)
+
+
+def jit(fn=None, *, backend=None):
+    """Trace ``fn`` once per argument structure and run it as compiled code.
+
+    ``backend``: ``"interp"``, ``"python"``, or None for the default.
+
+    >>> import tracegrad as tg
+    >>> f = tg.jit(lambda x: tg.sin(x) ** 2, backend="python")
+    >>> f(0.0)
+    0.0
+    """
+    if fn is None:
+        return functools.partial(jit, backend=backend)
+    _check_callable(fn, "jit")
+    return Function(fn, lambda args: trace_flat(fn, args), backend)
+
+
+def _check_same_structure(a, b, what):
+    ta, tb = flatten(a)[1], flatten(b)[1]
+    if ta != tb:
+        raise ValueError(f"{what} must have the structure of the primals: {tb} against {ta}")
+
+
+@functools.lru_cache(maxsize=256)
+def _jvp_function(fn):
+    def make_graph(args):
+        primals, _ = args
+        graph, out_tree, captured = trace_flat(fn, primals)
+        n, k = len(graph.inputs) - len(captured), len(captured)
+        # jvp_graph's inputs: primals, captures, their tangents; ours: primals, tangents, captures
+        feed = [*range(n), *range(2 * n, 2 * n + k), *range(n, 2 * n), *[0.0] * k]
+        return substitute(jvp_graph(graph), 2 * n + k, feed), ("tuple", (out_tree, out_tree)), captured
+    return Function(fn, make_graph)
+
+
+def jvp(fn, primals, tangents):
+    """Forward mode: ``(fn(*primals), directional derivative along tangents)``.
+
+    >>> import tracegrad as tg
+    >>> tg.jvp(lambda x, y: x * y, (2.0, 3.0), (1.0, 0.0))
+    (6.0, 3.0)
+    """
+    _check_callable(fn, "jvp")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp takes primals and tangents as tuples: tg.jvp(f, (x, y), (dx, dy))")
+    _check_same_structure(tuple(primals), tuple(tangents), "tangents")
+    return _jvp_function(fn)(tuple(primals), tuple(tangents))
+
+
+def vjp(fn, *primals):
+    """Reverse mode: ``(fn(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` gives one cotangent per primal.
+
+    >>> import tracegrad as tg
+    >>> out, pullback = tg.vjp(lambda x, y: [x * y, x + y], 2.0, 3.0)
+    >>> out, pullback([1.0, 0.0])
+    ([6.0, 5.0], (3.0, 2.0))
+    """
+    _check_callable(fn, "vjp")
+    out = jit(fn)(*primals)
+    out_tree = flatten(out)[1]
+
+    def make_graph(args):
+        args, cts = args
+        graph, _, captured = trace_flat(fn, args)
+        n, k, m = len(graph.inputs) - len(captured), len(captured), len(graph.outputs)
+        adjoint = vjp_graph(graph, list(range(n)), keep_outputs=False)
+        # vjp_graph's inputs: primals, captures, cotangents; ours: primals, cotangents, captures
+        feed = [*range(n), *range(n + m, n + m + k), *range(n, n + m)]
+        return substitute(adjoint, n + m + k, feed), ("tuple", tuple(flatten(a)[1] for a in args)), captured
+
+    pull = Function(fn, make_graph)
+
+    def vjp_fn(cotangent):
+        _check_same_structure(out, cotangent, "the cotangent")
+        return pull(tuple(primals), cotangent)
+    return out, vjp_fn

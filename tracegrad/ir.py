@@ -1,0 +1,292 @@
+"""The IR: a flat SSA list of scalar nodes (a Wengert list), its builder, checker and printer.
+
+A node is ``(op, args, param)``: ``op`` names a row of the op table (or ``"input"`` /
+``"const"``), ``args`` are indices of earlier nodes, ``param`` is the constant of a
+``const``, the position of an ``input``, or ``powc``'s exponent (else ``None``).
+
+>>> b = Builder()
+>>> x = b.input(); y = b.add("mul", (x, b.const(2.0)))
+>>> print(b.graph([y], names=["x"]))
+{ lambda x:f64 .
+  v2 = mul x 2.0
+  in (v2) }
+"""
+import hashlib
+import json
+import math
+import re
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .ops import TABLE, bind
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def float_key(x):
+    """The bit pattern of a float, with every nan the same: 0.0 and -0.0 stay apart."""
+    return struct.unpack("<q", struct.pack("<d", math.nan if x != x else x))[0]
+
+
+def literal(x):
+    """A float as IR text and Python source: ``2.0``, ``-0.0``, ``inf``, ``nan``."""
+    return "nan" if x != x else repr(x)
+
+
+def _param_key(param):
+    return float_key(param) if isinstance(param, float) else param
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A closed scalar computation: nodes, ordered inputs and outputs.
+
+    ``names`` are display names of the inputs (for printing and sympy); they take no
+    part in equality, hashing or code generation.
+    """
+
+    nodes: tuple
+    inputs: tuple
+    outputs: tuple
+    names: tuple = field(default=())
+
+    def key(self):
+        nodes = tuple((op, args, _param_key(p)) for op, args, p in self.nodes)
+        return nodes, self.inputs, self.outputs
+
+    def __eq__(self, other):
+        return isinstance(other, Graph) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+    @property
+    def fingerprint(self):
+        """A hex SHA-256 of the graph's content (names excluded): the cache key of compiled code."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            payload = json.dumps(self._json_body(), separators=(",", ":"))
+            cached = hashlib.sha256(payload.encode()).hexdigest()
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def input_names(self):
+        names = self.names if len(self.names) == len(self.inputs) else ()
+        return list(names) or [f"x{i}" for i in range(len(self.inputs))]
+
+    def stats(self):
+        """Node counts by op, e.g. ``Counter({'mul': 3, 'input': 2, ...})``."""
+        return Counter(op for op, _, _ in self.nodes)
+
+    # ------------------------------------------------------------ checking
+
+    def verify(self):
+        """Check that the graph is well formed; raise ``ValueError`` saying what is not."""
+        positions = set()
+        for i, node in enumerate(self.nodes):
+            if not (isinstance(node, tuple) and len(node) == 3):
+                raise ValueError(f"node {i} is not an (op, args, param) triple")
+            op, args, param = node
+            if op == "input":
+                if args or not isinstance(param, int) or isinstance(param, bool):
+                    raise ValueError(f"input node {i} must have no args and an integer position")
+                positions.add(param)
+                continue
+            if op == "const":
+                if args or not isinstance(param, float):
+                    raise ValueError(f"const node {i} must have no args and a float value")
+                continue
+            if op not in TABLE:
+                raise ValueError(f"node {i} has unknown op {op!r}; known ops: {sorted(TABLE)}")
+            spec = TABLE[op]
+            if not isinstance(args, tuple) or len(args) != spec.arity:
+                raise ValueError(f"node {i} ({op}) needs {spec.arity} args, has {args!r}")
+            for a in args:
+                if not isinstance(a, int) or isinstance(a, bool) or not 0 <= a < i:
+                    raise ValueError(f"node {i} ({op}) refers to {a!r}, which is not an earlier node")
+            if spec.has_param != isinstance(param, float):
+                raise ValueError(f"node {i} ({op}) has a wrong param {param!r}")
+        if [self.nodes[i][2] for i in self.inputs] != list(range(len(self.inputs))) or \
+                positions != set(range(len(self.inputs))):
+            raise ValueError("inputs must list the input nodes in order of their positions")
+        for o in self.outputs:
+            if not isinstance(o, int) or isinstance(o, bool) or not 0 <= o < len(self.nodes):
+                raise ValueError(f"output {o!r} is not a node")
+        for name in self.names:
+            if not (isinstance(name, str) and _IDENTIFIER.match(name)):
+                raise ValueError(f"input name {name!r} is not an identifier")
+        return self
+
+    # ------------------------------------------------------------ JSON
+
+    def _json_body(self):
+        nodes = [[op, list(args), p.hex() if isinstance(p, float) else p]
+                 for op, args, p in self.nodes]
+        return {"format": "tracegrad.graph", "version": 1, "nodes": nodes,
+                "inputs": list(self.inputs), "outputs": list(self.outputs)}
+
+    def to_json(self):
+        """The graph as JSON text; floats are exact (hex), so the round trip is bit-exact.
+
+        >>> g = Builder(); x = g.input(); g = g.graph([x])
+        >>> Graph.from_json(g.to_json()) == g
+        True
+        """
+        return json.dumps(dict(self._json_body(), names=list(self.names)))
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse and validate JSON from ``to_json``; anything malformed is a ``ValueError``."""
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as e:
+            raise ValueError(f"not a JSON graph: {e}") from None
+        if not isinstance(data, dict) or data.get("format") != "tracegrad.graph" or data.get("version") != 1:
+            raise ValueError("not a tracegrad graph (expected format 'tracegrad.graph', version 1)")
+        try:
+            nodes = []
+            for op, args, param in data["nodes"]:
+                if not isinstance(op, str) or not isinstance(args, list):
+                    raise ValueError(f"malformed node {[op, args, param]!r}")
+                if isinstance(param, str):
+                    param = float.fromhex(param)
+                elif op != "input" and param is not None:
+                    raise ValueError(f"param {param!r} of a {op} node must be a hex float or null")
+                nodes.append((op, tuple(args), param))
+            graph = cls(tuple(nodes), tuple(data["inputs"]), tuple(data["outputs"]),
+                        tuple(data.get("names", ())))
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"malformed graph JSON: {e}") from None
+        return graph.verify()
+
+    # ------------------------------------------------------------ printing
+
+    def __str__(self):
+        names = {i: n for i, n in zip(self.inputs, self.input_names())}
+
+        def show(a):
+            op, _, p = self.nodes[a]
+            return literal(p) if op == "const" else names.get(a, f"v{a}")
+
+        params = ", ".join(f"{n}:f64" for n in self.input_names())
+        lines = ["{ lambda " + params + " ."]
+        for i, (op, args, p) in enumerate(self.nodes):
+            if op in ("input", "const"):
+                continue
+            head = f"{op}[{literal(p)}]" if p is not None else op
+            lines.append(f"  v{i} = {head} " + " ".join(show(a) for a in args))
+        lines.append("  in (" + ", ".join(show(o) for o in self.outputs) + ") }")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def evaluate(graph, args):
+    """Run ``graph`` on ``args``: floats give floats, tracers record (replay), Values build a Value graph.
+
+    >>> b = Builder(); x = b.input(); g = b.graph([b.add("exp", (x,))])
+    >>> evaluate(g, [0.0])
+    [1.0]
+    """
+    env = evaluate_nodes(graph, args)
+    return [env[o] for o in graph.outputs]
+
+
+def evaluate_nodes(graph, args):
+    """Like ``evaluate``, but return the value of every node."""
+    env = []
+    for op, ins, param in graph.nodes:
+        if op == "input":
+            env.append(args[param])
+        elif op == "const":
+            env.append(param)
+        else:
+            env.append(bind(TABLE[op], *[env[a] for a in ins], param=param))
+    return env
+
+
+class Builder:
+    """Builds a graph node by node: hash-conses (CSE), folds constants and IEEE-exact identities."""
+
+    def __init__(self):
+        self.nodes = []
+        self._index = {}
+        self.inputs = []
+
+    def _intern(self, node, key):
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append(node)
+        return index
+
+    def input(self):
+        index = len(self.nodes)
+        self.nodes.append(("input", (), len(self.inputs)))
+        self.inputs.append(index)
+        return index
+
+    def const(self, value):
+        value = float(value)
+        return self._intern(("const", (), value), ("const", float_key(value)))
+
+    def _value(self, index):
+        op, _, param = self.nodes[index]
+        return param if op == "const" else None
+
+    def add(self, op, args, param=None):
+        """The node for ``op(*args)``, reusing an equal node or folding where that is exact."""
+        spec = TABLE[op]
+        values = [self._value(a) for a in args]
+        if None not in values:
+            return self.const(bind(spec, *values, param=param))
+        folded = self._simplify(op, args, values, param)
+        if folded is not None:
+            return folded
+        if spec.commutative:
+            args = tuple(sorted(args))
+        return self._intern((op, tuple(args), param), (op, tuple(args), _param_key(param)))
+
+    def _simplify(self, op, args, values, param):
+        """IEEE-exact identities only: x*1, x/1, x-0, x+(-0), --x, x**1, x**0, where(const, a, b)."""
+        def is_(v, c):
+            return v is not None and float_key(v) == float_key(c)
+        if op == "mul":
+            for a, v, other in ((args[0], values[0], args[1]), (args[1], values[1], args[0])):
+                if is_(v, 1.0):
+                    return other
+                if is_(v, -1.0):
+                    return self.add("neg", (other,))
+        if op == "div" and is_(values[1], 1.0):
+            return args[0]
+        if (op == "sub" and is_(values[1], 0.0)) or (op == "add" and is_(values[1], -0.0)):
+            return args[0]
+        if op == "add" and is_(values[0], -0.0):
+            return args[1]
+        if op == "neg" and self.nodes[args[0]][0] == "neg":
+            return self.nodes[args[0]][1][0]
+        if op == "powc" and param == 1.0:
+            return args[0]
+        if op == "powc" and param == 0.0:
+            return self.const(1.0)
+        if op == "where" and values[0] is not None:
+            return args[1] if values[0] else args[2]
+        return None
+
+    def graph(self, outputs, names=()):
+        """Freeze into a ``Graph`` keeping the inputs and what the outputs need (dead code removed)."""
+        live = set(self.inputs)
+        stack = list(outputs)
+        while stack:
+            i = stack.pop()
+            if i not in live:
+                live.add(i)
+                stack.extend(self.nodes[i][1])
+        renumber, nodes = {}, []
+        for i, (op, args, param) in enumerate(self.nodes):
+            if i in live:
+                renumber[i] = len(nodes)
+                nodes.append((op, tuple(renumber[a] for a in args), param))
+        return Graph(tuple(nodes), tuple(renumber[i] for i in self.inputs),
+                     tuple(renumber[o] for o in outputs), tuple(names))

@@ -1,0 +1,119 @@
+"""Flatten nested lists / tuples / dicts / numpy arrays of scalars to a list, and rebuild them.
+
+A tree definition (treedef) is a hashable nested tuple, used as the cache key of
+compiled functions. Dict keys are sorted, as in JAX. Arrays rebuild as float64
+arrays from floats and as object arrays from tracers, so ``np.dot`` works while tracing.
+
+>>> leaves, tree = flatten({"w": [1.0, 2.0], "b": 3})
+>>> leaves, unflatten(tree, [10.0, 20.0, 30.0])
+([3, 1.0, 2.0], {'b': 10.0, 'w': [20.0, 30.0]})
+"""
+import numbers
+import re
+
+import numpy as np
+
+LEAF = ("leaf",)
+
+
+def is_boxed(x):
+    """True for tracers and ``Value``s: objects that record operations."""
+    return getattr(x, "_tg_level", None) is not None
+
+
+def _check_leaf(x):
+    if isinstance(x, (numbers.Real, np.number)) and not isinstance(x, np.complexfloating) or is_boxed(x):
+        return x
+    raise TypeError(
+        f"tracegrad takes floats and nested lists / tuples / dicts / numpy arrays of them, "
+        f"got {type(x).__name__} {x!r:.60}; convert it to float or take it out of the arguments")
+
+
+def flatten(tree):
+    """Return ``(leaves, treedef)``."""
+    leaves = []
+    return leaves, _flatten(tree, leaves)
+
+
+def _flatten(x, leaves):
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return (type(x).__name__, tuple(_flatten(v, leaves) for v in x))
+    if isinstance(x, dict):
+        keys = sorted(x)
+        return ("dict", tuple(keys), tuple(_flatten(x[k], leaves) for k in keys))
+    if isinstance(x, np.ndarray) and x.ndim > 0:
+        if x.dtype.kind not in "biuf" and x.dtype != object:
+            raise TypeError(f"tracegrad takes arrays of real numbers, got dtype {x.dtype}; "
+                            "convert with np.asarray(x, dtype=float)")
+        leaves.extend(_check_leaf(v) for v in x.ravel().tolist())
+        return ("array", x.shape)
+    leaves.append(_check_leaf(x.item() if isinstance(x, np.ndarray) else x))
+    return LEAF
+
+
+def unflatten(treedef, leaves):
+    """Rebuild the structure of ``treedef`` from a flat sequence of leaves."""
+    it = iter(leaves)
+    return _unflatten(treedef, it)
+
+
+def _unflatten(tree, it):
+    kind = tree[0]
+    if kind == "leaf":
+        return next(it)
+    if kind == "list":
+        return [_unflatten(t, it) for t in tree[1]]
+    if kind == "tuple":
+        return tuple(_unflatten(t, it) for t in tree[1])
+    if kind == "dict":
+        return {k: _unflatten(t, it) for k, t in zip(tree[1], tree[2])}
+    shape = tree[1]
+    values = [next(it) for _ in range(int(np.prod(shape)))]
+    dtype = object if any(is_boxed(v) for v in values) else float
+    return np.array(values, dtype=dtype).reshape(shape)
+
+
+def num_leaves(tree):
+    kind = tree[0]
+    if kind == "leaf":
+        return 1
+    if kind == "array":
+        return int(np.prod(tree[1]))
+    return sum(num_leaves(t) for t in tree[-1])
+
+
+def leaf_names(trees, prefixes):
+    """Unique identifier names for the leaves of several trees: ``x``, ``x_0``, ``w_1``.
+
+    Each tree's names start with its prefix; a dict key replaces the prefix.
+
+    >>> leaf_names([LEAF, flatten({"w": [1.0, 2.0]})[1]], ["x", "params"])
+    ['x', 'w_0', 'w_1']
+    """
+    names = []
+    for tree, prefix in zip(trees, prefixes):
+        _names(tree, prefix, names)
+    seen, unique = set(), []
+    for name in names:
+        name = re.sub(r"\W", "_", name) or "_"
+        name = "_" + name if name[0].isdigit() else name
+        candidate, k = name, 1
+        while candidate in seen:
+            candidate, k = f"{name}_{k}", k + 1
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def _names(tree, prefix, out):
+    kind = tree[0]
+    if kind == "leaf":
+        out.append(prefix)
+    elif kind == "dict":
+        for key, t in zip(tree[1], tree[2]):
+            _names(t, str(key), out)
+    elif kind == "array":
+        out.extend(f"{prefix}_" + "_".join(map(str, idx)) for idx in np.ndindex(*tree[1]))
+    else:
+        for i, t in enumerate(tree[1]):
+            _names(t, f"{prefix}_{i}", out)

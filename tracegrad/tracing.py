@@ -1,0 +1,159 @@
+"""Symbolic tracing: a ``Tracer`` records every operation on it into the current ``Builder``.
+
+Nested traces (``grad(grad(f))``) each get their own builder, one level deeper; a
+tracer of an enclosing trace that shows up in an inner one is *captured*: it becomes an
+extra input of the inner graph, and replaying the inner graph feeds it back.
+
+>>> import tracegrad as tg
+>>> print(tg.trace(lambda x: tg.sin(x) * x, 1.0))
+{ lambda x:f64 .
+  v1 = sin x
+  v2 = mul v1 x
+  in (v2) }
+"""
+import inspect
+import threading
+
+from .errors import TracingError, user_location
+from .ir import Builder
+from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, to_float
+from .pytree import LEAF, flatten, is_boxed, leaf_names, unflatten
+
+_state = threading.local()
+
+
+class TraceBuilder(Builder):
+    """A builder at a nesting level, which turns foreign tracers into captured inputs."""
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+        self.open = True
+        self.captured = []      # tracers of enclosing traces, in order of capture
+        self._captures = {}     # (id(builder), index) -> input node
+
+    def tracer(self, index):
+        return Tracer(self, index)
+
+    def node_of(self, x):
+        """The node for a tracer, float or foreign tracer (captured as a new input)."""
+        if not isinstance(x, Tracer):
+            return self.const(to_float(x))
+        if x.builder is self:
+            return x.index
+        if not x.builder.open or x.builder.level >= self.level:
+            raise TracingError(
+                f"a traced value escaped from the function that traced it (used at {user_location()}); "
+                "return it from that function instead of keeping it in a variable")
+        key = (id(x.builder), x.index)
+        if key not in self._captures:
+            self._captures[key] = self.input()
+            self.captured.append(x)
+        return self._captures[key]
+
+
+class Tracer(Arithmetic):
+    """A symbolic float inside a traced function; arithmetic on it records IR nodes."""
+
+    __slots__ = ("builder", "index")
+
+    def __init__(self, builder, index):
+        self.builder, self.index = builder, index
+
+    @property
+    def _tg_level(self):
+        return self.builder.level
+
+    @staticmethod
+    def _tg_bind(op, args, param):
+        builder = max((a.builder for a in args if isinstance(a, Tracer)), key=lambda b: b.level)
+        if not builder.open:
+            raise TracingError(
+                f"a traced value escaped from the function that traced it (used at {user_location()}); "
+                "return it from that function instead of keeping it in a variable")
+        index = builder.add(op.name, tuple(builder.node_of(a) for a in args), param)
+        return Tracer(builder, index)
+
+    def __lt__(self, other): return bind(LT, self, other)
+    def __le__(self, other): return bind(LE, self, other)
+    def __gt__(self, other): return bind(GT, self, other)
+    def __ge__(self, other): return bind(GE, self, other)
+    def __eq__(self, other): return bind(EQ, self, other)
+    def __ne__(self, other): return bind(NE, self, other)
+    __hash__ = None
+
+    def __bool__(self):
+        raise TracingError(
+            f"`if` or `while` on a traced value at {user_location()} cannot be recorded: the branch "
+            "would be fixed at trace time; use tg.where(cond, a, b) (e.g. tg.where(x > 0, a, b)), "
+            "or tg.maximum / tg.minimum / tg.clamp")
+
+    def __float__(self):
+        raise TracingError(
+            f"a traced value was converted to a Python float at {user_location()} (math.* or float() "
+            "cannot be recorded); use the tracegrad functions instead, e.g. tg.sin(x) for math.sin(x)")
+
+    __int__ = __index__ = __complex__ = __float__
+
+    def __repr__(self):
+        return f"Tracer(v{self.index})"
+
+
+def _depth():
+    return getattr(_state, "depth", 0)
+
+
+class new_builder:
+    """Context manager: a fresh ``TraceBuilder`` one level deeper than the current one."""
+
+    def __enter__(self):
+        _state.depth = _depth() + 1
+        self.builder = TraceBuilder(_state.depth)
+        return self.builder
+
+    def __exit__(self, *exc):
+        _state.depth -= 1
+        self.builder.open = False
+
+
+def parameter_names(fn, count):
+    """The names of ``fn``'s first ``count`` positional parameters, ``x0, x1 ...`` where unknown."""
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"x{i}" for i in range(count)]
+
+
+def trace_flat(fn, args):
+    """Trace ``fn(*args)``; return ``(graph, out_tree, captured)``.
+
+    The graph's inputs are the leaves of ``args`` followed by the captured tracers
+    of enclosing traces.
+    """
+    leaves, in_tree = flatten(tuple(args))
+    with new_builder() as b:
+        inputs = [b.tracer(b.input()) for _ in leaves]
+        out = fn(*unflatten(in_tree, inputs))
+        out_leaves, out_tree = flatten(out)
+        outputs = [b.node_of(o) for o in out_leaves]
+    names = leaf_names(in_tree[1] + (LEAF,) * len(b.captured),
+                       parameter_names(fn, len(args)) + ["captured"] * len(b.captured))
+    return b.graph(outputs, names), out_tree, b.captured
+
+
+def trace(fn, *args):
+    """Trace ``fn`` on example arguments (only their structure matters) and return its IR ``Graph``.
+
+    >>> import tracegrad as tg
+    >>> g = tg.trace(lambda x, y: x * y + 1.0, 2.0, 3.0)
+    >>> len(g.inputs), len(g.outputs)
+    (2, 1)
+    """
+    if not callable(fn):
+        raise TypeError(f"trace takes a function and example arguments, got {type(fn).__name__}")
+    return trace_flat(fn, args)[0]
+
+
+__all__ = ["Tracer", "trace", "trace_flat", "TracingError", "is_boxed"]
