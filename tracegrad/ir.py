@@ -244,9 +244,8 @@ class Builder:
         folded = self._simplify(op, args, values, param)
         if folded is not None:
             return folded
-        if spec.commutative:
-            args = tuple(sorted(args))
-        return self._intern((op, tuple(args), param), (op, tuple(args), _param_key(param)))
+        key_args = tuple(sorted(args)) if spec.commutative else tuple(args)  # x*y and y*x: one node
+        return self._intern((op, tuple(args), param), (op, key_args, _param_key(param)))
 
     def _simplify(self, op, args, values, param):
         """IEEE-exact identities only: x*1, x/1, x-0, x+(-0), --x, x**1, x**0, where(const, a, b)."""

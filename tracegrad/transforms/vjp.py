@@ -10,9 +10,8 @@ gradient, while ordinary arithmetic keeps IEEE rules.
 >>> g = tg.trace(lambda x: x * x, 3.0)
 >>> print(vjp_graph(g, wrt=[0], seed=1.0, keep_outputs=False))
 { lambda x:f64 .
-  v1 = mul x x
-  v2 = add x x
-  in (v2) }
+  v1 = add x x
+  in (v1) }
 """
 from ..ir import evaluate_nodes
 from ..ops import TABLE, Masked, where
