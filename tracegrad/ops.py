@@ -156,7 +156,7 @@ DIV = defop("div", 2, _ieee.div,
 NEG = defop("neg", 1, lambda x: -x,
             vjp=lambda g, out, x: (-g,),
             sympy=lambda sp, x: -x, source="-{0}")
-POWC = defop("powc", 1, _ieee.pow, has_param=True,  # x ** p, p a constant
+POWC = defop("powc", 1, _ieee.powc, has_param=True,  # x ** p, p a constant
              vjp=lambda g, out, x, p: (None,) if p == 0.0 else (g * (p * bind(POWC, x, param=p - 1.0)),),
              sympy=lambda sp, x, p: x ** (sp.Integer(int(p)) if p.is_integer() else sp.Float(p)),
              jvp=lambda ts, out, x, p: None if p == 0.0 else ts[0] * (p * bind(POWC, x, param=p - 1.0)),

@@ -1,0 +1,169 @@
+"""The user-facing API: the issue's example, pytrees, composition, caching and errors."""
+import math
+import runpy
+
+import numpy as np
+import pytest
+import torch
+
+import tracegrad as tg
+from conftest import same_float
+
+
+def f(x, y):
+    return tg.tanh(x * y + tg.sin(x)) * tg.exp(-y * y / 2)
+
+
+def torch_grad(fn, *values):
+    xs = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    y = fn(*xs)
+    return y.item(), [g.item() for g in torch.autograd.grad(y, xs)]
+
+
+def f_torch(x, y):
+    return torch.tanh(x * y + torch.sin(x)) * torch.exp(-y * y / 2)
+
+
+def test_grad_value_and_grad_jvp_agree_with_torch():
+    value, (tdx, tdy) = torch_grad(f_torch, 1.0, 2.0)
+    dx, dy = tg.grad(f, argnums=(0, 1))(1.0, 2.0)
+    assert type(dx) is float and same_float(dx, tdx) and same_float(dy, tdy)
+    v, (dx2, dy2) = tg.value_and_grad(f, argnums=(0, 1))(1.0, 2.0)
+    assert (v, dx2, dy2) == (tg.jit(f)(1.0, 2.0), dx, dy) and same_float(v, value)
+    y, t = tg.jvp(f, (1.0, 2.0), (1.0, 0.0))
+    assert y == v and same_float(t, dx)
+    assert tg.grad(f)(1.0, 2.0) == dx and tg.grad(f, argnums=1)(1.0, 2.0) == dy
+
+
+def test_decorator_forms():
+    @tg.grad
+    def g(x, y):
+        return x * x * y
+
+    @tg.grad(argnums=1)
+    def h(x, y):
+        return x * x * y
+
+    assert g(2.0, 3.0) == 12.0 and h(2.0, 3.0) == 4.0
+
+
+def test_higher_order_composes():
+    d2 = tg.grad(tg.grad(lambda x: tg.sin(x) * x ** 3))
+    x = 1.3
+    expected = -math.sin(x) * x ** 3 + 6 * x ** 2 * math.cos(x) + 6 * x * math.sin(x)
+    assert same_float(d2(x), expected)
+    d3 = tg.grad(tg.grad(tg.grad(lambda x: x ** 4)))
+    assert d3(2.0) == 48.0
+
+
+def test_jitted_function_inside_a_trace_is_replayed():
+    inner = tg.jit(lambda x: x * x + 1.0)
+    assert tg.grad(lambda x: inner(tg.sin(x)))(0.5) == pytest.approx(2 * math.sin(0.5) * math.cos(0.5))
+    assert "mul" in str(tg.trace(lambda x: inner(x), 1.0))
+
+
+def test_closure_over_outer_tracer_is_not_confused():
+    # d/dx [x * d/dy (x * y)] = d/dx [x * x] = 2x: the inner y must not see x's perturbation
+    outer = tg.grad(lambda x: x * tg.grad(lambda y: x * y)(x))
+    assert outer(3.0) == 6.0
+    hvp_like = tg.grad(lambda x: tg.grad(lambda y: x * y * y)(1.0))
+    assert hvp_like(5.0) == 2.0
+
+
+def test_pytree_gradients_keep_structure():
+    def loss(params, x):
+        return tg.tanh(sum(w * xi for w, xi in zip(params["w"], x)) + params["b"]) ** 2
+    params = {"w": [0.1, -0.2], "b": 0.0}
+    g = tg.grad(loss)(params, [1.0, 2.0])
+    assert set(g) == {"w", "b"} and len(g["w"]) == 2
+    z = 0.1 - 0.4
+    d = 2 * math.tanh(z) * (1 - math.tanh(z) ** 2)
+    assert same_float(g["b"], d) and same_float(g["w"][0], d) and same_float(g["w"][1], 2 * d)
+    gx = tg.grad(loss, argnums=1)(params, (1.0, 2.0))
+    assert isinstance(gx, tuple) and same_float(gx[1], -0.2 * d)
+
+
+def test_numpy_arrays_as_arguments_and_results():
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x = np.array([0.5, -1.0])
+    g = tg.grad(lambda w, x: tg.tanh(np.dot(w, x)).sum() if False else sum(tg.tanh(v) for v in w @ x))(w, x)
+    assert isinstance(g, np.ndarray) and g.shape == (2, 2) and g.dtype == np.float64
+    z = w @ x
+    expected = np.outer(1 - np.tanh(z) ** 2, x)
+    np.testing.assert_allclose(g, expected, rtol=1e-13)
+    out = tg.jit(lambda w: w * 2.0)(w)
+    assert isinstance(out, np.ndarray) and np.array_equal(out, w * 2)
+
+
+def test_ints_and_numpy_scalars_are_numbers():
+    assert tg.grad(lambda x: x * x)(3) == 6.0
+    assert tg.grad(lambda x: x * x)(np.float64(3.0)) == 6.0
+    assert tg.grad(lambda x, n: x ** 2 * n)(np.int64(2), 3) == 12.0
+
+
+def test_graph_cache_per_structure():
+    calls = []
+
+    def g(x):
+        calls.append(1)
+        return sum(v * v for v in x) if isinstance(x, list) else x * x
+    gg = tg.grad(g)
+    assert gg(2.0) == 4.0 and gg(3.0) == 6.0 and len(calls) == 1
+    assert gg([1.0, 2.0]) == [2.0, 4.0] and len(calls) == 2
+    assert gg([3.0, 4.0]) == [6.0, 8.0] and len(calls) == 2
+
+
+def test_strong_zero_in_branch_not_taken():
+    g = tg.grad(lambda x: tg.where(x > 0, tg.sqrt(x), 0.0))
+    assert g(0.0) == 0.0 and g(-1.0) == 0.0 and g(4.0) == 0.25
+    # ...but ordinary arithmetic keeps IEEE rules: sqrt'(0) is inf
+    assert tg.grad(tg.sqrt)(0.0) == math.inf
+    assert math.isnan(tg.grad(lambda x: tg.sqrt(x) * 0.0)(0.0))
+    # nested wheres and a second derivative
+    h = tg.grad(tg.grad(lambda x: tg.where(x > 0, tg.where(x < 1, tg.log(x), x), 0.0)))
+    assert h(0.0) == 0.0 and h(2.0) == 0.0 and same_float(h(0.5), -4.0)
+
+
+def test_kinks_follow_pytorch():
+    assert tg.grad(tg.relu)(0.0) == 0.0 and tg.grad(tg.abs)(0.0) == 0.0
+    assert tg.grad(tg.maximum, argnums=(0, 1))(1.0, 1.0) == (0.5, 0.5)
+    assert tg.grad(tg.minimum, argnums=(0, 1))(1.0, 1.0) == (0.5, 0.5)
+
+
+def test_python_backend_source_is_readable_and_a_real_file():
+    import inspect
+    j = tg.jit(tg.grad(f), backend="python")
+    src = j.source
+    assert "def kernel(x0, x1):" in src and "return (" in src
+    j(1.0, 2.0)
+    from tracegrad import backends
+    kernel = backends.compile(j.graph, "python")
+    assert inspect.getsource(kernel).startswith("def kernel(x0, x1):")
+
+
+def test_generated_source_never_contains_user_strings():
+    def evil_name__import__os(x__system__, y):
+        return x__system__ * y
+    src = tg.jit(evil_name__import__os, backend="python").source
+    assert "evil" not in src and "system" not in src
+
+
+def test_interp_backend():
+    assert tg.jit(f, backend="interp")(1.0, 2.0) == tg.jit(f, backend="python")(1.0, 2.0)
+
+
+def test_vjp_returns_pullback():
+    out, pull = tg.vjp(lambda x, y: [x * y, tg.sin(x)], 2.0, 3.0)
+    assert out == [6.0, math.sin(2.0)]
+    assert pull([1.0, 0.0]) == (3.0, 2.0)
+    gx, gy = pull([0.0, 1.0])
+    assert same_float(gx, math.cos(2.0)) and gy == 0.0
+
+
+def test_jvp_with_pytrees():
+    out, t = tg.jvp(lambda p: p["a"] * p["b"], ({"a": 2.0, "b": 3.0},), ({"a": 1.0, "b": 0.0},))
+    assert (out, t) == (6.0, 3.0)
+
+
+def test_example_script_runs():
+    runpy.run_path("examples/quickstart.py", run_name="__main__")
