@@ -10,11 +10,15 @@ from .ir import Graph
 from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, pow, relu,
                   sigmoid, sign, sin, softplus, sqrt, tanh, where)
 from .tracing import trace
+from .value import Value, graph_of
+from .viz import draw
+from . import nn
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Graph", "TracingError", "abs", "clamp", "cos", "exp", "grad", "jit", "jvp",
+    "Function", "Graph", "TracingError", "Value", "abs", "clamp", "cos", "draw", "exp", "grad",
+    "graph_of", "jit", "jvp", "nn",
     "log", "log1p", "maximum", "minimum", "pow", "relu", "sigmoid", "sign", "sin", "softplus",
     "sqrt", "tanh", "trace", "value_and_grad", "vjp", "where",
 ]

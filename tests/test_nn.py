@@ -1,0 +1,209 @@
+"""nn: shapes, reprs, parameter order, state, losses and optimizers against PyTorch,
+tracing a model, and eager training runs."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import tracegrad as tg
+from tracegrad import Value
+from tracegrad.nn import MLP, SGD, Adam, Layer, Neuron
+
+
+def test_micrograd_shapes_reprs_and_parameter_count():
+    model = MLP(2, [16, 16, 1], seed=0)
+    assert len(model.parameters()) == 337
+    text = repr(model)
+    assert text.startswith("MLP of [Layer of [ReLUNeuron(2), ReLUNeuron(2)")
+    assert text.endswith("Layer of [LinearNeuron(16)]]") and text.count("ReLUNeuron(16)") == 16
+    assert repr(Layer(3, 2, nonlin=False, seed=0)) == "Layer of [LinearNeuron(3), LinearNeuron(3)]"
+    mixed = MLP(2, [(4, "tanh"), (4, "relu"), (1, "sigmoid")], seed=0)
+    assert [repr(layer.neurons[0]) for layer in mixed.layers] == ["TanhNeuron(2)", "ReLUNeuron(4)",
+                                                                  "SigmoidNeuron(4)"]
+    assert len(mixed.parameters()) == 4 * 3 + 4 * 5 + 5
+    out = mixed([Value(0.5), Value(-1.0)])
+    assert isinstance(out, Value) and 0.0 < out.data < 1.0
+    assert len(MLP(2, [3, 2], seed=0)([1.0, 2.0])) == 2
+
+
+def test_parameter_order_is_micrograd_order_and_weights_follow_random():
+    random.seed(1337)
+    model = MLP(2, [3, 1])
+    random.seed(1337)
+    expected = [random.uniform(-1, 1) for _ in range(2)]
+    first = model.layers[0].neurons[0]
+    assert [p.data for p in first.w] == expected
+    params = model.parameters()
+    assert params[:3] == first.w + [first.b] and params[-1] is model.layers[1].neurons[0].b
+    assert [p.data for p in MLP(2, [3, 1], seed=5).parameters()] == \
+        [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
+    assert [p.data for p in MLP(2, [3, 1], rng=random.Random(5)).parameters()] == \
+        [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match="activation"):
+        MLP(2, [(3, "swish")])
+    with pytest.raises(ValueError, match="layer sizes"):
+        MLP(2, [0])
+    with pytest.raises(ValueError, match="takes 2 inputs"):
+        Neuron(2, seed=0)([1.0])
+    with pytest.raises(ValueError, match="337 parameters"):
+        MLP(2, [16, 16, 1], seed=0).load_state_dict({"parameters": [1.0]})
+    with pytest.raises(ValueError, match="recipe"):
+        SGD(lr=0.1).step()
+    with pytest.raises(TypeError, match="lr"):
+        SGD(lr="fast")
+    with pytest.raises(ValueError, match="as many targets"):
+        tg.nn.mse_loss([1.0, 2.0], [1.0])
+
+
+def test_state_dict_is_json_and_round_trips():
+    a, b = MLP(2, [4, 1], seed=1), MLP(2, [4, 1], seed=2)
+    state = json.loads(json.dumps(a.state_dict()))
+    b.load_state_dict(state)
+    assert [p.data for p in b.parameters()] == [p.data for p in a.parameters()]
+    assert b([0.3, -0.7]).data == a([0.3, -0.7]).data
+
+
+def test_zero_grad():
+    model = MLP(2, [3, 1], seed=0)
+    model([Value(1.0), Value(2.0)]).backward()
+    assert any(p.grad != 0.0 for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad == 0.0 for p in model.parameters())
+
+
+# ---------------------------------------------------------------- the model on tracers
+
+def _loss(model, params, X, Y):
+    preds = [model.apply(params, row) for row in X]
+    return tg.nn.mse_loss(preds, Y)
+
+
+def test_grad_of_a_traced_mlp_loss_equals_eager_backward():
+    model = MLP(2, [(4, "tanh"), (3, "relu"), 1], seed=3)
+    X, Y = [[0.5, -1.0], [1.5, 0.25], [-0.3, 0.8]], [1.0, -1.0, 0.5]
+    params = [p.data for p in model.parameters()]
+    traced = tg.grad(lambda ps: _loss(model, ps, X, Y))(params)
+    loss = tg.nn.mse_loss([model(row) for row in X], Y)
+    loss.backward()
+    eager = [p.grad for p in model.parameters()]
+    assert traced == pytest.approx(eager, rel=1e-13, abs=1e-15)
+    assert _loss(model, params, X, Y) == pytest.approx(loss.data, rel=1e-15)  # floats too
+    assert [p.data for p in model.parameters()] == params  # apply left the model as it was
+
+
+# ---------------------------------------------------------------- losses against PyTorch
+
+def _torch_check(tg_loss, torch_loss, preds, targets):
+    vs = [Value(p) for p in preds]
+    out = tg_loss(vs, targets)
+    out.backward()
+    tp = torch.tensor(preds, dtype=torch.float64, requires_grad=True)
+    tout = torch_loss(tp, torch.tensor(targets, dtype=torch.float64))
+    tout.backward()
+    assert out.data == pytest.approx(tout.item(), rel=1e-13)
+    assert [v.grad for v in vs] == pytest.approx(tp.grad.tolist(), rel=1e-12, abs=1e-300)
+
+
+def test_mse_against_torch():
+    _torch_check(tg.nn.mse_loss, torch.nn.functional.mse_loss, [0.5, -2.0, 3.0], [1.0, 0.0, 3.5])
+
+
+def test_bce_against_torch_probabilities_and_logits():
+    _torch_check(tg.nn.binary_cross_entropy, torch.nn.functional.binary_cross_entropy,
+                 [0.2, 0.9, 0.5], [0.0, 1.0, 0.3])
+    _torch_check(lambda p, t: tg.nn.binary_cross_entropy(p, t, from_logits=True),
+                 torch.nn.functional.binary_cross_entropy_with_logits,
+                 [-3.0, 0.0, 2.5, 40.0, -800.0], [0.0, 1.0, 0.3, 1.0, 1.0])
+
+
+def test_bce_extremes_are_finite():
+    assert tg.nn.binary_cross_entropy([0.0, 1.0], [1.0, 0.0]) == 100.0  # logs clamped at -100
+    assert tg.nn.binary_cross_entropy([1000.0], [0.0], from_logits=True) == 1000.0
+
+
+def test_hinge_against_torch():
+    _torch_check(tg.nn.hinge_loss, lambda s, y: torch.relu(1 - y * s).mean(),
+                 [2.0, -0.5, 0.3, 1.0], [1.0, 1.0, -1.0, 1.0])
+
+
+# ---------------------------------------------------------------- optimizers against PyTorch
+
+def _run_optimizer(make_tg, make_torch, lr, steps=5):
+    start = [0.5, -1.5, 2.0]
+    ps = [Value(x) for x in start]
+    opt = make_tg(ps, lr)
+    tp = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    topt = make_torch([tp], lr(0) if callable(lr) else lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(topt, lambda k: lr(k) / lr(0)) if callable(lr) else None
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = sum(p ** 4 * 0.1 + p * 0.5 for p in ps)
+        loss.backward()
+        opt.step()
+        topt.zero_grad()
+        (tp ** 4 * 0.1 + tp * 0.5).sum().backward()
+        topt.step()
+        if sched:
+            sched.step()
+    assert [p.data for p in ps] == pytest.approx(tp.tolist(), rel=1e-13)
+
+
+def test_sgd_momentum_weight_decay_and_schedule_against_torch():
+    _run_optimizer(lambda ps, lr: SGD(ps, lr=lr), lambda ps, lr: torch.optim.SGD(ps, lr=lr), 0.1)
+    _run_optimizer(lambda ps, lr: SGD(ps, lr=lr, momentum=0.9, weight_decay=0.01),
+                   lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9, weight_decay=0.01), 0.05)
+    schedule = lambda k: 0.1 - 0.01 * k  # noqa: E731
+    _run_optimizer(lambda ps, lr: SGD(ps, lr=lr), lambda ps, lr: torch.optim.SGD(ps, lr=lr), schedule)
+
+
+def test_adam_against_torch():
+    _run_optimizer(lambda ps, lr: Adam(ps, lr=lr), lambda ps, lr: torch.optim.Adam(ps, lr=lr), 0.05)
+    _run_optimizer(lambda ps, lr: Adam(ps, lr=lr, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+                   lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(0.8, 0.99), eps=1e-6,
+                                                   weight_decay=0.1), 0.05)
+
+
+def test_recipe_attributes():
+    sgd, adam = SGD(lr=0.1, momentum=0.9), Adam(lr=lambda k: 0.01)
+    assert sgd.params is None and (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.1, 0.9, 0.0)
+    assert adam.betas == (0.9, 0.999) and adam.eps == 1e-8 and adam.learning_rate(3) == 0.01
+    assert sgd.hyperparameters() == {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
+    bound = sgd.for_parameters([Value(1.0)])
+    assert bound.params is not None and bound.momentum == 0.9 and sgd.params is None
+
+
+# ---------------------------------------------------------------- training
+
+def test_train_drives_the_loss_down_with_sgd_and_adam():
+    X = [[x / 4.0] for x in range(-4, 5)]
+    Y = [x[0] ** 2 for x in X]
+    history = tg.nn.train(MLP(1, [(8, "tanh"), 1], seed=0), X, Y, epochs=150, lr=0.05)
+    assert history[-1] < 0.5 * history[0] and history == sorted(history, reverse=True)
+    model = MLP(1, [(8, "tanh"), 1], seed=0)
+    history = tg.nn.train(model, np.array(X), np.array(Y), optimizer=Adam(lr=0.05), epochs=150)
+    assert history[-1] < 0.05 * history[0]
+
+
+def test_moons_demo_step_classifies():
+    from sklearn.datasets import make_moons
+    X, y = make_moons(n_samples=30, noise=0.1, random_state=0)
+    y = y * 2 - 1
+    model = MLP(2, [8, 8, 1], seed=0)
+    first = None
+    for k in range(30):  # micrograd's demo loop, as written
+        inputs = [list(map(Value, xrow)) for xrow in X]
+        scores = list(map(model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+        total = sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
+        first = first or total.data
+        model.zero_grad()
+        total.backward()
+        for p in model.parameters():
+            p.data -= (1.0 - 0.9 * k / 100) * p.grad
+    accuracy = np.mean([(yi > 0) == (s.data > 0) for yi, s in zip(y, scores)])
+    assert accuracy >= 0.85 and total.data < 0.3 * first

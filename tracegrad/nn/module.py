@@ -1,0 +1,180 @@
+"""Modules as micrograd has them: ``Module``, ``Neuron``, ``Layer``, ``MLP``.
+
+Models use only arithmetic and tracegrad functions, so the same model runs on
+``Value``s (eager training), on floats, and on tracers (``tg.grad``, the compiled
+Trainer): ``model.apply(params, x)`` runs it with other parameter values.
+
+>>> model = MLP(2, [16, 16, 1], seed=0)
+>>> len(model.parameters()), str(model.layers[2])
+(337, 'Layer of [LinearNeuron(16)]')
+"""
+import random
+
+from .. import ops
+from ..value import Value, gc_paused
+
+ACTIVATIONS = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid, "linear": None}
+_NAMES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "linear": "Linear"}
+
+
+class Module:
+    """Base class: ``parameters()`` (a list of Values, in a fixed order), ``zero_grad()``, state."""
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def parameters(self):
+        return []
+
+    def state_dict(self):
+        """The parameters as plain data (JSON-able): ``{"module": name, "parameters": [floats]}``."""
+        return {"module": type(self).__name__, "parameters": [p.data for p in self.parameters()]}
+
+    def load_state_dict(self, state):
+        """Set the parameters from ``state_dict()`` output (or a list of numbers, in ``parameters()`` order)."""
+        values = state["parameters"] if isinstance(state, dict) else state
+        params = self.parameters()
+        if not isinstance(values, (list, tuple)) or len(values) != len(params):
+            count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
+            raise ValueError(f"this {type(self).__name__} has {len(params)} parameters, the state has {count}")
+        for p, v in zip(params, values):
+            p.data = ops.to_float(v)
+
+    def apply(self, params, *args):
+        """``self(*args)`` with the parameters replaced by ``params`` (floats, tracers or Values).
+
+        ``params`` follows the order of ``parameters()``; the model is left as it was.
+        This is how a model is traced: ``tg.grad(lambda ps, x: model.apply(ps, x))``.
+
+        >>> n = Neuron(2, seed=0)
+        >>> n.apply([1.0, 2.0, 0.5], [3.0, 4.0])
+        11.5
+        """
+        old = self.parameters()
+        params = list(params)
+        if len(params) != len(old):
+            raise ValueError(f"apply needs {len(old)} parameters (as in parameters()), got {len(params)}")
+        saved = _substitute(self, {id(p): q for p, q in zip(old, params)}, [])
+        try:
+            return self(*args)
+        finally:
+            for module, attributes in saved:
+                vars(module).update(attributes)
+
+
+def _substitute(module, mapping, saved):
+    """Replace the Values in ``module``'s attributes (and sub-modules') by ``mapping[id(value)]``."""
+    saved.append((module, dict(vars(module))))
+
+    def swap(x):
+        if isinstance(x, Value):
+            return mapping.get(id(x), x)
+        if isinstance(x, Module):
+            _substitute(x, mapping, saved)
+            return x
+        if isinstance(x, (list, tuple)):
+            return type(x)(swap(v) for v in x)
+        if isinstance(x, dict):
+            return {k: swap(v) for k, v in x.items()}
+        return x
+    for name, value in list(vars(module).items()):
+        setattr(module, name, swap(value))
+    return saved
+
+
+def _rng(seed, rng):
+    if rng is not None:
+        return rng
+    return random if seed is None else random.Random(seed)
+
+
+def _activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return name
+
+
+class Neuron(Module):
+    """``activation(b + sum(w_i * x_i))``; weights uniform in [-1, 1], bias 0, as micrograd.
+
+    ``nonlin`` is micrograd's switch (ReLU or linear); ``activation`` names one of
+    ``relu``, ``tanh``, ``sigmoid``, ``linear``. Without ``seed`` / ``rng`` (a
+    ``random.Random``) the weights come from the ``random`` module, as in micrograd.
+    """
+
+    def __init__(self, nin, nonlin=True, activation=None, seed=None, rng=None):
+        rng = _rng(seed, rng)
+        self.w = [Value(rng.uniform(-1, 1)) for _ in range(nin)]
+        self.b = Value(0.0)
+        self.activation = _activation(activation or ("relu" if nonlin else "linear"))
+
+    @property
+    def nonlin(self):
+        return self.activation != "linear"
+
+    def __call__(self, x):
+        if len(x) != len(self.w):
+            raise ValueError(f"this neuron takes {len(self.w)} inputs, got {len(x)}")
+        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        fn = ACTIVATIONS[self.activation]
+        return act if fn is None else fn(act)
+
+    def parameters(self):
+        return self.w + [self.b]
+
+    def __repr__(self):
+        return f"{_NAMES[self.activation]}Neuron({len(self.w)})"
+
+
+class Layer(Module):
+    """``nout`` neurons on the same inputs; one output is returned bare, as in micrograd."""
+
+    def __init__(self, nin, nout, **kwargs):
+        rng = _rng(kwargs.pop("seed", None), kwargs.pop("rng", None))
+        self.neurons = [Neuron(nin, rng=rng, **kwargs) for _ in range(nout)]
+
+    def __call__(self, x):
+        out = [n(x) for n in self.neurons]
+        return out[0] if len(out) == 1 else out
+
+    def parameters(self):
+        return [p for n in self.neurons for p in n.parameters()]
+
+    def __repr__(self):
+        return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
+
+
+class MLP(Module):
+    """A multi-layer perceptron.
+
+    ``MLP(nin, [16, 16, 1])``: ReLU hidden layers and a linear last layer (micrograd);
+    ``MLP(nin, [(4, "tanh"), (1, "sigmoid")])``: an activation per layer.
+
+    >>> MLP(2, [(2, "tanh"), 1], seed=1)
+    MLP of [Layer of [TanhNeuron(2), TanhNeuron(2)], Layer of [LinearNeuron(2)]]
+    """
+
+    def __init__(self, nin, nouts, seed=None, rng=None):
+        rng = _rng(seed, rng)
+        sizes, kinds = [], []
+        for i, spec in enumerate(nouts):
+            size, kind = spec if isinstance(spec, (tuple, list)) else (spec, None)
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"layer sizes must be positive ints or (size, activation), got {spec!r}")
+            sizes.append(size)
+            kinds.append(kind or ("linear" if i == len(nouts) - 1 else "relu"))
+        sz = [nin] + sizes
+        self.layers = [Layer(sz[i], sz[i + 1], activation=kinds[i], rng=rng) for i in range(len(sizes))]
+
+    def __call__(self, x):
+        with gc_paused():  # the forward pass makes acyclic Values only
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __repr__(self):
+        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

@@ -1,0 +1,291 @@
+"""The eager, micrograd-compatible ``Value``: a float that remembers how it was made.
+
+A ``Value`` records its op (a row of the op table), its arguments and the op's
+parameter as plain data; it holds no closures, so a graph of Values has no reference
+cycles and is freed by reference counting alone. ``backward()`` walks the graph in
+reverse topological order (iteratively: a million-node chain works) and asks the op
+table for each node's local derivatives.
+
+>>> x = Value(-4.0, label="x")
+>>> y = (2 * x + 2 + x).relu() + x * x
+>>> y.backward()
+>>> y, x.grad
+(Value(data=16.0, grad=1.0), -8.0)
+"""
+import gc
+
+from .ir import Builder
+from .ops import ADD, EXP, MUL, NEG, POWC, RELU, SUB, TANH, Arithmetic, Op, to_float
+
+# How micrograd (and its draw_dot) names ops; other ops show their table name.
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "relu": "ReLU"}
+
+
+class Value(Arithmetic):
+    """A scalar with a gradient, micrograd's ``Value`` made fast and safe.
+
+    ``Value(data, _children=(), _op='', label='')``: the middle two exist only for
+    micrograd code that builds nodes by hand; such nodes pass no gradient on.
+
+    Equality and hashing are by identity (micrograd code keeps Values in sets);
+    ``<``, ``<=``, ``>``, ``>=`` compare ``data`` and return ``bool``.
+
+    >>> a = Value(2.0); b = a ** 3 - 1 / a; b.backward()
+    >>> b.data, a.grad, a < b, a == Value(2.0)
+    (7.5, 12.25, True, False)
+    """
+
+    # _fn: the Op that made this Value ('' or micrograd's _op string for a leaf);
+    # _args: its arguments (Values, or floats for constants); _param: the op's parameter.
+    __slots__ = ("data", "grad", "_fn", "_args", "_param", "_label")
+    _tg_level = 0
+
+    def __init__(self, data, _children=(), _op="", label=""):
+        self.data = to_float(data)
+        self.grad = 0.0
+        self._fn = _op
+        self._args = tuple(_children)
+        self._param = None
+        self._label = label
+
+    @staticmethod
+    def _tg_bind(op, args, param):
+        data = [a.data if isinstance(a, Value) else to_float(a) for a in args]
+        out = _new(Value)
+        out.data = op.eval(*data, param) if op.has_param else op.eval(*data)
+        out.grad = 0.0
+        out._fn = op
+        out._args = tuple(a if isinstance(a, Value) else d for a, d in zip(args, data))
+        out._param = param
+        return out
+
+    # ------------------------------------------------------------ the graph
+
+    @property
+    def label(self):
+        """A name for display (``draw``, ``graph_of``); never part of any generated code."""
+        try:
+            return self._label
+        except AttributeError:  # computed Values get no label until one is given
+            return ""
+
+    @label.setter
+    def label(self, text):
+        self._label = text
+
+    @property
+    def op(self):
+        """The name of the op that made this Value (``"mul"``, ``"powc"`` ...); ``""`` for a leaf."""
+        return self._fn.name if type(self._fn) is Op else ""
+
+    @property
+    def parents(self):
+        """The Values this one was computed from, in argument order (constants left out)."""
+        return tuple(a for a in self._args if isinstance(a, Value))
+
+    @property
+    def param(self):
+        """The op's constant parameter (``powc``'s exponent), else None."""
+        return getattr(self, "_param", None)
+
+    @property
+    def _prev(self):  # micrograd's name, read by its draw_dot
+        return set(self.parents)
+
+    @property
+    def _op(self):  # micrograd's name and symbols: '+', '*', '**2', 'ReLU'
+        fn = self._fn
+        if type(fn) is not Op:
+            return fn
+        if fn is POWC:
+            return f"**{self._param:g}"
+        return _SYMBOLS.get(fn.name, fn.name)
+
+    def backward(self):
+        """Add d(self)/d(node) to the ``grad`` of every Value this one depends on.
+
+        As in micrograd, ``self.grad`` is set to 1 and gradients accumulate across
+        calls: call ``zero_grad`` (or set ``grad = 0``) between steps.
+        """
+        with gc_paused():
+            order = _topological_order(self)
+            self.grad = 1.0
+            for v in reversed(order):
+                fn, args = v._fn, v._args
+                if len(args) == 2:
+                    a, b = args
+                    cts = fn.vjp(v.grad, v.data, a.data if isinstance(a, Value) else a,
+                                 b.data if isinstance(b, Value) else b)
+                elif fn.has_param:
+                    cts = fn.vjp(v.grad, v.data, args[0].data, v._param)
+                else:
+                    cts = fn.vjp(v.grad, v.data, *[a.data if isinstance(a, Value) else a for a in args])
+                for a, ct in zip(args, cts):
+                    if ct is not None and isinstance(a, Value):
+                        a.grad += ct
+
+    def zero_grad(self):
+        """Set the gradient of this Value and of every Value it depends on to 0."""
+        self.grad = 0.0
+        for v in _topological_order(self):
+            for a in v._args:
+                if isinstance(a, Value):
+                    a.grad = 0.0
+
+    # ------------------------------------------------------------ Python protocol
+
+    def __lt__(self, other): return self.data < _data(other)
+    def __le__(self, other): return self.data <= _data(other)
+    def __gt__(self, other): return self.data > _data(other)
+    def __ge__(self, other): return self.data >= _data(other)
+
+    def __repr__(self):
+        return f"Value(data={self.data}, grad={self.grad})"
+
+
+_new = object.__new__
+
+
+def _data(x):
+    return x.data if isinstance(x, Value) else to_float(x)
+
+
+# ---------------------------------------------------------------- fast dispatch
+# Arithmetic's methods go through ops.bind, which serves every boxed type. A Value
+# with a Value or float operand is the hot case of eager training, so Value gets the
+# same methods specialised to it: the formula is still the table row's eval.
+
+def _binary(op, reflected):
+    evaluate = op.eval
+    general = Arithmetic.__dict__[f"__{'r' if reflected else ''}{op.name}__"]
+
+    def method(self, other):
+        kind = type(other)
+        if kind is Value:
+            y = other.data
+        elif kind is float:
+            y = other
+        else:  # ints, numpy scalars, tracers, wrong types: the general path
+            return general(self, other)
+        out = _new(Value)
+        out.data = evaluate(y, self.data) if reflected else evaluate(self.data, y)
+        out.grad = 0.0
+        out._fn = op
+        out._args = (other, self) if reflected else (self, other)
+        return out
+    method.__name__ = general.__name__
+    return method
+
+
+def _unary(op):
+    evaluate = op.eval
+
+    def method(self):
+        out = _new(Value)
+        out.data = evaluate(self.data)
+        out.grad = 0.0
+        out._fn = op
+        out._args = (self,)
+        return out
+    method.__name__ = op.name
+    return method
+
+
+for _op in (ADD, SUB, MUL):
+    setattr(Value, f"__{_op.name}__", _binary(_op, False))
+    setattr(Value, f"__r{_op.name}__", _binary(_op, True))
+for _name, _op in (("__neg__", NEG), ("relu", RELU), ("tanh", TANH), ("exp", EXP)):
+    setattr(Value, _name, _unary(_op))
+
+
+class gc_paused:
+    """Context manager: Python's cyclic garbage collector is paused inside, restored after.
+
+    Values make no reference cycles, so their graphs are freed by reference counting;
+    pausing the collector while a step builds and drops a graph only saves its scans.
+
+    >>> with gc_paused():
+    ...     y = (Value(2.0) * 3.0).tanh()
+    """
+
+    def __enter__(self):
+        self.enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            gc.enable()
+
+
+def _topological_order(root):
+    """The computed (non-leaf) Values that ``root`` depends on, parents before children.
+
+    Iterative depth-first search in argument order, so the order is deterministic.
+    """
+    if type(root._fn) is not Op:
+        return []
+    order, seen = [], {root}
+    stack = [(root, iter(root._args))]
+    while stack:
+        node, args = stack[-1]
+        for a in args:
+            if isinstance(a, Value) and type(a._fn) is Op and a not in seen:
+                seen.add(a)
+                stack.append((a, iter(a._args)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def graph_of(outputs, inputs=()):
+    """The IR ``Graph`` of a Value graph: ``inputs`` (leaf Values) in order, other leaves constants.
+
+    ``outputs`` is a Value or a list of them. The graph can be compiled with
+    ``tracegrad.backends.compile`` or differentiated like a traced function.
+
+    >>> import tracegrad as tg
+    >>> x = Value(3.0, label="x"); y = x * x + 1
+    >>> g = graph_of(y, inputs=[x])
+    >>> print(g)
+    { lambda x:f64 .
+      v1 = mul x x
+      v3 = add v1 1.0
+      in (v3) }
+    >>> tg.ir.evaluate(g, [5.0])
+    [26.0]
+    """
+    single = isinstance(outputs, Value)
+    outputs = [outputs] if single else list(outputs)
+    for v in list(inputs) + outputs:
+        if not isinstance(v, Value):
+            raise TypeError(f"graph_of takes Values, got {type(v).__name__} {v!r:.60}")
+    b = Builder()
+    index = {}
+    for x in inputs:
+        if type(x._fn) is Op:
+            raise ValueError(f"graph_of inputs must be leaf Values, but {x!r} was computed by {x.op}")
+        if x in index:
+            raise ValueError(f"{x!r} is listed twice in graph_of's inputs")
+        index[x] = b.input()
+
+    def node_of(a):
+        if not isinstance(a, Value):
+            return b.const(a)
+        if a not in index:
+            index[a] = b.const(a.data)
+        return index[a]
+
+    for out in outputs:
+        for v in _topological_order(out):
+            if v not in index:
+                index[v] = b.add(v._fn.name, tuple(node_of(a) for a in v._args), v.param)
+    labels = [x.label for x in inputs]
+    names = labels if _valid_names(labels) else ()
+    return b.graph([node_of(o) for o in outputs], names).verify()
+
+
+def _valid_names(labels):
+    return len(set(labels)) == len(labels) and all(s.isidentifier() for s in labels)
