@@ -13,7 +13,7 @@ Without, they are a recipe: plain attributes that a compiled trainer reads
 >>> w.data
 2.4
 """
-import math
+from ..ops import sqrt
 
 
 class Optimizer:
@@ -23,6 +23,7 @@ class Optimizer:
         if not (callable(lr) or isinstance(lr, (int, float))) or isinstance(lr, bool):
             raise TypeError(f"lr must be a number or a function of the step number, got {lr!r}")
         self.params = None if params is None else list(params)
+        self.state = None  # per parameter, once stepping eagerly
         self.lr = lr
         self.steps = 0  # steps taken so far
 
@@ -51,8 +52,24 @@ class Optimizer:
 
     def step(self):
         params = self._bound()
-        self._update(params, self.learning_rate())
+        if self.state is None:
+            self.state = [self.init_state(p.data) for p in params]
+        lr, t = self.learning_rate(), self.steps + 1
+        for i, p in enumerate(params):
+            p.data, self.state[i] = self.update(p.data, p.grad, self.state[i], lr, t)
         self.steps += 1
+
+    def init_state(self, p):
+        """The initial state of one parameter, a list of floats (momentum, moments ...)."""
+        return [0.0] * self._STATE
+
+    def update(self, p, g, state, lr, t):
+        """One parameter's update at step ``t`` (1 for the first): ``(new p, new state)``.
+
+        Written with tracegrad's operations, so the eager ``step`` runs it on floats and
+        the compiled Trainer traces it into its update kernel.
+        """
+        raise NotImplementedError
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -63,44 +80,38 @@ class SGD(Optimizer):
     """``v = momentum * v + (grad + weight_decay * p)``; ``p -= lr * v`` (PyTorch's SGD)."""
 
     _HYPER = ("lr", "momentum", "weight_decay")
+    _STATE = 1  # velocity
 
     def __init__(self, params=None, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr)
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
-        self.velocity = None
 
-    def _update(self, params, lr):
-        grads = [p.grad + self.weight_decay * p.data if self.weight_decay else p.grad for p in params]
-        if self.momentum:
-            if self.velocity is None:
-                self.velocity = grads
-            else:
-                self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
-            grads = self.velocity
-        for p, g in zip(params, grads):
-            p.data -= lr * g
+    def update(self, p, g, state, lr, t):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:  # the velocity starts at 0, so the first step's is the gradient
+            g = self.momentum * state[0] + g
+            state = [g]
+        return p - lr * g, state
 
 
 class Adam(Optimizer):
     """Adam with bias correction, computed in PyTorch's order of operations."""
 
     _HYPER = ("lr", "betas", "eps", "weight_decay")
+    _STATE = 2  # first and second moments
 
     def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
-        self.m = self.v = None
 
-    def _update(self, params, lr):
+    def update(self, p, g, state, lr, t):
         b1, b2 = self.betas
-        if self.m is None:
-            self.m, self.v = [0.0] * len(params), [0.0] * len(params)
-        t = self.steps + 1
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        m = b1 * state[0] + (1.0 - b1) * g
+        v = b2 * state[1] + (1.0 - b2) * g * g
         step_size = lr / (1.0 - b1 ** t)
-        root_bc2 = math.sqrt(1.0 - b2 ** t)
-        for i, p in enumerate(params):
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g
-            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g
-            p.data -= step_size * (self.m[i] / (math.sqrt(self.v[i]) / root_bc2 + self.eps))
+        root_bc2 = sqrt(1.0 - b2 ** t)
+        return p - step_size * (m / (sqrt(v) / root_bc2 + self.eps)), [m, v]
