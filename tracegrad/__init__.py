@@ -10,11 +10,12 @@ from .ir import Graph
 from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, pow, relu,
                   sigmoid, sign, sin, softplus, sqrt, tanh, where)
 from .tracing import trace
+from .vmap import vmap
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Function", "Graph", "TracingError", "abs", "clamp", "cos", "exp", "grad", "jit", "jvp",
     "log", "log1p", "maximum", "minimum", "pow", "relu", "sigmoid", "sign", "sin", "softplus",
-    "sqrt", "tanh", "trace", "value_and_grad", "vjp", "where",
+    "sqrt", "tanh", "trace", "value_and_grad", "vjp", "vmap", "where",
 ]
