@@ -298,6 +298,20 @@ done:
 }}"""
 
 
+def lane_function(graph, name="kernel", width=None):
+    """LLVM IR text defining the per-sample kernel of ``graph`` over ``width`` SIMD lanes.
+
+    ``define void @{name}(ptr noalias %in, ptr noalias %out, ptr noalias %s)``: ``%in``
+    points to one ``<width x double>`` per graph input (lane j = sample j), ``%out``
+    receives one per output, ``%s`` is unused (pass null). ``width`` defaults to
+    ``lanes()`` (8 with AVX-512, 4 with AVX2); ``width=1`` uses plain doubles. The
+    text includes its declarations, for a module that wraps it in its own loop.
+    """
+    width = lanes() if width is None else width
+    text = function_text(lower(graph, CORE), name, width)
+    return "\n".join([text, "", *declarations(text), "attributes #0 = { nounwind }", ""])
+
+
 def source(graph):
     """The LLVM IR module for ``graph`` (after lowering to the core ops), as text."""
     return module_text(lower(graph, CORE))
