@@ -15,9 +15,9 @@ from tracegrad.backends.numba_runtime import *
 <BLANKLINE>
 @numba.njit(error_model="numpy", cache=True)
 def kernel(x0):
-    v1 = (1.0 if x0 < 0.0 else 0.0)
-    v2 = (0.0 if v1 else x0)
-    return (v2,)
+    v2 = (1.0 if x0 < 0.0 else 0.0)
+    v3 = (0.0 if v2 else x0)
+    return (v3,)
 <BLANKLINE>
 """
 import sys
