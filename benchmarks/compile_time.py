@@ -23,6 +23,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--numba-max", type=int, default=1000)
     parser.add_argument("--sympy-max", type=int, default=100)
+    parser.add_argument("--jax-max", type=int, default=1000)
     args = parser.parse_args()
     rows = []
     for n in (10, 100, 1000, 10000):
@@ -35,6 +36,8 @@ def main():
                 f = tg.jit(tg.grad(rosen), backend=backend, cache_dir=d)
                 row[backend] = timed(lambda: f(x0))
         try:
+            if n > args.jax_max:
+                raise ImportError
             import jax
             jax.config.update("jax_enable_x64", True)
             import jax.numpy as jnp
@@ -53,7 +56,8 @@ def main():
         cells = " ".join(f"{r[c]:10.3f}" if c in r else f"{'skipped':>10}" for c in cols)
         ratios = " ".join(f"{r[c] / r['llvm']:11.1f}" if c in r else f"{'-':>11}" for c in cols[1:])
         print(f"{r['N']:>6} {cells}  {ratios}")
-    print(f"numba skipped above N={args.numba_max}, sympy above N={args.sympy_max} (minutes each)")
+    print(f"skipped: numba above N={args.numba_max}, sympy above N={args.sympy_max}, "
+          f"jax above N={args.jax_max} (minutes each)")
 
 
 if __name__ == "__main__":
