@@ -12,6 +12,7 @@ from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, po
 from .tracing import trace
 from .value import Value, graph_of
 from .viz import draw
+from .vmap import vmap
 from . import nn
 
 __version__ = "0.1.0"
@@ -20,5 +21,5 @@ __all__ = [
     "Function", "Graph", "TracingError", "Value", "abs", "clamp", "cos", "draw", "exp", "grad",
     "graph_of", "jit", "jvp", "nn",
     "log", "log1p", "maximum", "minimum", "pow", "relu", "sigmoid", "sign", "sin", "softplus",
-    "sqrt", "tanh", "trace", "value_and_grad", "vjp", "where",
+    "sqrt", "tanh", "trace", "value_and_grad", "vjp", "vmap", "where",
 ]

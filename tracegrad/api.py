@@ -28,10 +28,10 @@ class Function:
     of one float per parameter), ``source`` (the generated code) and ``backend``.
     """
 
-    def __init__(self, fn, make_graph, backend=None):
+    def __init__(self, fn, make_graph, backend=None, cache_dir=None):
         if backend is not None:
             backends.module(backend)
-        self.fn, self.make_graph, self.backend = fn, make_graph, backend
+        self.fn, self.make_graph, self.backend, self.cache_dir = fn, make_graph, backend, cache_dir
         self._entries = {}
         self._last = None
         self._lock = threading.Lock()
@@ -54,8 +54,18 @@ class Function:
         if captured or any(is_boxed(x) for x in leaves):
             return unflatten(out_tree, evaluate(graph, leaves + list(captured)))
         if kernel is None:
-            kernel = self._last[3] = backends.compile(graph, self.backend)
+            kernel = self._last[3] = backends.compile(graph, self.backend, self.cache_dir)
         return unflatten(out_tree, kernel(*[to_float(x) for x in leaves]))
+
+    @property
+    def kernel(self):
+        """The compiled kernel of ``graph``: for ``backend="numba"`` the njit dispatcher,
+        callable from the user's own ``@numba.njit`` code with one float per input,
+        returning a tuple of floats."""
+        entry = self._default_entry()
+        if entry[3] is None:
+            entry[3] = backends.compile(entry[0], self.backend, self.cache_dir)
+        return entry[3]
 
     def _default_entry(self):
         if self._last is None:
@@ -155,10 +165,13 @@ def value_and_grad(fn=None, argnums=0, *, backend=None):
     return Function(fn, lambda args: _gradient_graph(fn, args, argnums, True), backend)
 
 
-def jit(fn=None, *, backend=None):
+def jit(fn=None, *, backend=None, cache_dir=None):
     """Trace ``fn`` once per argument structure and run it as compiled code.
 
-    ``backend``: ``"interp"``, ``"python"``, or None for the default.
+    ``backend``: ``"interp"``, ``"python"``, ``"llvm"``, ``"numba"``, or None for the
+    default (llvm; generated Python for tiny graphs, whose calls it makes faster).
+    ``cache_dir``: where compiled artefacts are kept on disk (default: see
+    ``tracegrad.backends.cache``).
 
     >>> import tracegrad as tg
     >>> f = tg.jit(lambda x: tg.sin(x) ** 2, backend="python")
@@ -166,9 +179,9 @@ def jit(fn=None, *, backend=None):
     0.0
     """
     if fn is None:
-        return functools.partial(jit, backend=backend)
+        return functools.partial(jit, backend=backend, cache_dir=cache_dir)
     _check_callable(fn, "jit")
-    return Function(fn, lambda args: trace_flat(fn, args), backend)
+    return Function(fn, lambda args: trace_flat(fn, args), backend, cache_dir)
 
 
 def _check_same_structure(a, b, what):

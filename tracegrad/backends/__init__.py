@@ -1,8 +1,13 @@
-"""Backends turn a ``Graph`` into a kernel: a callable of floats returning a list of floats.
+"""Backends turn a ``Graph`` into a kernel: a callable of floats returning a sequence of floats.
 
 Each backend is a module with ``compile(graph)`` and ``source(graph)``, imported on
 first use so that ``import tracegrad`` stays light. Kernels are cached in memory per
-(graph fingerprint, backend), in a bounded LRU, safe to use from several threads.
+(graph fingerprint, backend), in a bounded LRU (an evicted llvm kernel frees its machine
+code once nothing else holds it), safe to use from several threads.
+
+With no backend named, ``choose`` picks llvm, except for graphs smaller than
+``SMALL_GRAPH`` nodes: a ctypes call costs about 1 µs, more than running such a graph
+as generated Python (see docs/backends.md for the measurements).
 
 >>> import tracegrad as tg
 >>> kernel = compile(tg.trace(lambda x: x + 1.0, 0.0), "python")
@@ -13,8 +18,11 @@ import importlib
 import threading
 from collections import OrderedDict
 
-NAMES = ("interp", "python")
-DEFAULT = "python"
+from . import cache
+
+NAMES = ("interp", "python", "llvm", "numba")
+DEFAULT = "llvm"
+SMALL_GRAPH = 24
 _CACHE_SIZE = 1024
 _cache = OrderedDict()
 _lock = threading.Lock()
@@ -27,16 +35,27 @@ def module(name):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def compile(graph, backend=None):
-    """The compiled kernel of ``graph`` for ``backend`` (default: ``DEFAULT``), cached."""
-    backend = backend or DEFAULT
+def choose(graph, backend=None):
+    """The backend that runs ``graph``: ``backend`` if given, else python for tiny graphs, else llvm."""
+    if backend is not None:
+        return backend
+    return "python" if len(graph.nodes) < SMALL_GRAPH else DEFAULT
+
+
+def compile(graph, backend=None, cache_dir=None):
+    """The compiled kernel of ``graph`` for ``backend`` (default: ``choose``), cached.
+
+    ``cache_dir`` overrides where artefacts are stored on disk for this compile.
+    """
+    backend = choose(graph, backend)
     key = (graph.fingerprint, backend)
     with _lock:
         kernel = _cache.get(key)
         if kernel is not None:
             _cache.move_to_end(key)
             return kernel
-    kernel = module(backend).compile(graph)
+    with cache.using(cache_dir):
+        kernel = module(backend).compile(graph)
     with _lock:
         _cache[key] = kernel
         while len(_cache) > _CACHE_SIZE:
@@ -46,4 +65,4 @@ def compile(graph, backend=None):
 
 def source(graph, backend=None):
     """The code ``backend`` generates for ``graph``, as text."""
-    return module(backend or DEFAULT).source(graph)
+    return module(choose(graph, backend)).source(graph)

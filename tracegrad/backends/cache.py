@@ -1,20 +1,47 @@
-"""Where generated code lives on disk: one file per graph fingerprint, written atomically.
+"""Where compiled artefacts live on disk: one file per graph fingerprint, written atomically.
 
-The directory is ``$TRACEGRAD_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/tracegrad``
-or ``~/.cache/tracegrad``; if that cannot be written, a temporary directory.
+The directory is, in order: the one set by ``using(path)`` (``tg.jit(f, cache_dir=...)``),
+``$TRACEGRAD_CACHE_DIR``, ``$XDG_CACHE_HOME/tracegrad`` or ``~/.cache/tracegrad``; if that
+cannot be written, a temporary directory. Binary entries carry a header with their key
+and a SHA-256 of the payload, so a corrupt or foreign file is detected and never loaded.
+
+>>> import tempfile, os
+>>> with using(tempfile.mkdtemp()) as base:
+...     path = write_entry(os.path.join(cache_dir("demo"), "x.bin"), "key-1", b"payload")
+...     read_entry(path, "key-1"), read_entry(path, "key-2")
+(b'payload', None)
 """
+import contextlib
+import contextvars
+import hashlib
 import os
 import tempfile
 
 _fallback = None
+_override = contextvars.ContextVar("tracegrad_cache_dir", default=None)
+_MAGIC = b"tracegrad-cache-1\n"
+
+
+@contextlib.contextmanager
+def using(path):
+    """Within the block, artefacts go under ``path`` (None: the default directory)."""
+    token = _override.set(None if path is None else os.fspath(path))
+    try:
+        yield path
+    finally:
+        _override.reset(token)
+
+
+def base_dir():
+    """The cache directory in effect (see the module docstring)."""
+    return _override.get() or os.environ.get("TRACEGRAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tracegrad")
 
 
 def cache_dir(subdir):
     """The directory for ``subdir`` artefacts, created if needed."""
     global _fallback
-    base = os.environ.get("TRACEGRAD_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tracegrad")
-    path = os.path.join(base, subdir)
+    path = os.path.join(base_dir(), subdir)
     try:
         os.makedirs(path, exist_ok=True)
         if os.access(path, os.W_OK):
@@ -28,6 +55,19 @@ def cache_dir(subdir):
     return path
 
 
+def _replace(path, data):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def write_text(path, text):
     """Make ``path`` hold exactly ``text``: an existing file that differs (corrupt, foreign) is replaced."""
     try:
@@ -36,8 +76,24 @@ def write_text(path, text):
                 return path
     except (OSError, UnicodeDecodeError):
         pass
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return _replace(path, text.encode("utf-8"))
+
+
+def write_entry(path, key, payload):
+    """Store ``payload`` (bytes) at ``path`` under ``key``, atomically, with a checksum."""
+    header = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+    return _replace(path, header + payload)
+
+
+def read_entry(path, key):
+    """The payload stored at ``path`` under ``key``; None if missing, corrupt or written for another key."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    prefix = _MAGIC + key.encode() + b"\n"
+    if not data.startswith(prefix) or len(data) < len(prefix) + 65:
+        return None
+    digest, payload = data[len(prefix):len(prefix) + 64], data[len(prefix) + 65:]
+    return payload if hashlib.sha256(payload).hexdigest().encode() == digest else None
