@@ -15,6 +15,7 @@ from .api import Function, jit
 from .pytree import num_leaves
 
 PARALLEL_ROWS = 200_000   # batches at least this long run on two threads
+_WORKERS = min(2, os.cpu_count() or 1)
 
 
 def _batched_leaves(x, axis, path="argument"):
@@ -100,35 +101,55 @@ def vmap(fn, in_axes=0):
         if captured:
             raise TypeError("vmap cannot run inside a traced function; call it on arrays outside tg.grad/tg.jit")
         kernel = backends.compile(graph, "llvm", function.cache_dir)
-        pointers, strides, keep = [], [], []
+        inputs = []
         for a, axis in leaves:
             cols = np.ascontiguousarray(a.reshape(n, -1) if axis == 0 else a.reshape(1, -1))
-            keep.append(cols)
-            for j in range(cols.shape[1]):
-                pointers.append(cols.ctypes.data + 8 * j)
-                strides.append(cols.shape[1] if axis == 0 else 0)
-        if len(pointers) != len(graph.inputs):
-            raise ValueError(f"vmap: the rows give {len(pointers)} floats, the function takes {len(graph.inputs)}")
+            inputs += [(cols, j, cols.shape[1] if axis == 0 else 0) for j in range(cols.shape[1])]
+        if len(inputs) != len(graph.inputs):
+            raise ValueError(f"vmap: the rows give {len(inputs)} floats, the function takes {len(graph.inputs)}")
         out = np.empty((max(len(graph.outputs), 1), n))
-        ins = np.array(pointers or [0], dtype=np.uint64)
-        in_strides = np.array(strides or [0], dtype=np.int64)
-        outs = np.array([out.ctypes.data + 8 * n * j for j in range(len(out))], dtype=np.uint64)
-        out_strides = np.ones(len(out), dtype=np.int64)
-        _run_rows(kernel, (ins, in_strides, outs, out_strides), n)
+        RowCall(kernel, inputs, [(out, n * j, 1) for j in range(len(graph.outputs))])(n)
         return _unflatten_columns(out_tree, iter(out[:len(graph.outputs)]), n)
     return mapped
 
 
-def _run_rows(kernel, buffers, n):
+class RowCall:
+    """A compiled kernel bound to columns of numpy arrays: ``call(n)`` runs rows ``0..n``.
+
+    ``inputs`` and ``outputs`` are ``(array, first element, stride)`` triples over C-contiguous
+    float64 arrays; row ``r`` reads ``array.flat[first + r * stride]`` (stride 0 broadcasts).
+    The arrays are kept alive and may be refilled in place between calls.
+
+    >>> import numpy as np, tracegrad as tg
+    >>> kernel = backends.compile(tg.trace(lambda x, y: x * y, 1.0, 1.0), "llvm")
+    >>> x, y, out = np.array([1.0, 2.0]), np.array([10.0]), np.empty(2)
+    >>> RowCall(kernel, [(x, 0, 1), (y, 0, 0)], [(out, 0, 1)])(2); out
+    array([10., 20.])
+    """
+
+    def __init__(self, kernel, inputs, outputs):
+        def addresses(columns):
+            for a, _, _ in columns:
+                if a.dtype != np.float64 or not a.flags.c_contiguous:
+                    raise TypeError("RowCall needs C-contiguous float64 arrays")
+            return (np.array([a.ctypes.data + 8 * i for a, i, _ in columns] or [0], dtype=np.uint64),
+                    np.array([s for _, _, s in columns] or [0], dtype=np.int64))
+        self.kernel, self._arrays = kernel, [a for a, _, _ in inputs + outputs]
+        self._buffers = (*addresses(inputs), *addresses(outputs))
+
+    def __call__(self, n, start=0):
+        _run_rows(self.kernel, self._buffers, n, start)
+
+
+def _run_rows(kernel, buffers, n, start=0):
     """Run rows 0..n, split over two threads when the batch is long (ctypes releases the GIL)."""
-    workers = min(2, os.cpu_count() or 1)
-    if n < PARALLEL_ROWS or workers == 1:
-        kernel.rows(*buffers, 0, n)
+    if n - start < PARALLEL_ROWS or _WORKERS == 1:
+        kernel.rows(*buffers, start, n)
         return
-    half = n // 2
+    half = (start + n) // 2
     thread = threading.Thread(target=kernel.rows, args=(*buffers, half, n))
     thread.start()
-    kernel.rows(*buffers, 0, half)
+    kernel.rows(*buffers, start, half)
     thread.join()
 
 

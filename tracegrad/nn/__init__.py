@@ -9,6 +9,7 @@ from .losses import binary_cross_entropy, hinge_loss, mse_loss
 from .module import MLP, Layer, Module, Neuron
 from .optim import SGD, Adam, Optimizer
 from .train import train
+from .trainer import Trainer
 
-__all__ = ["Adam", "Layer", "MLP", "Module", "Neuron", "Optimizer", "SGD", "binary_cross_entropy",
+__all__ = ["Adam", "Layer", "MLP", "Module", "Neuron", "Optimizer", "SGD", "Trainer", "binary_cross_entropy",
            "hinge_loss", "mse_loss", "train"]

@@ -41,6 +41,15 @@ class Module:
         for p, v in zip(params, values):
             p.data = ops.to_float(v)
 
+    def predict(self, X):
+        """Outputs for each row of ``X`` (a 2-D array), computed by compiled code.
+
+        >>> MLP(2, [3, 1], seed=0).predict([[0.0, 0.0], [1.0, 2.0]]).shape
+        (2,)
+        """
+        from .trainer import predict
+        return predict(self, X)
+
     def apply(self, params, *args):
         """``self(*args)`` with the parameters replaced by ``params`` (floats, tracers or Values).
 
@@ -165,6 +174,7 @@ class MLP(Module):
             sizes.append(size)
             kinds.append(kind or ("linear" if i == len(nouts) - 1 else "relu"))
         sz = [nin] + sizes
+        self.nin = nin
         self.layers = [Layer(sz[i], sz[i + 1], activation=kinds[i], rng=rng) for i in range(len(sizes))]
 
     def __call__(self, x):

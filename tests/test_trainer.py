@@ -1,0 +1,164 @@
+"""The compiled Trainer: it trains, it agrees with eager training, and it rejects bad input early."""
+import math
+import runpy
+import sys
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+
+
+@pytest.fixture(scope="module")
+def moons():
+    from sklearn.datasets import make_moons
+    X, y = make_moons(n_samples=100, noise=0.1, random_state=0)
+    return X, 2.0 * y - 1.0
+
+
+def micrograd_demo_trainer(seed=1337):
+    model = tg.nn.MLP(2, [16, 16, 1], seed=seed)
+    return model, tg.nn.Trainer(model, loss="hinge", l2=1e-4,
+                                optimizer=tg.nn.SGD(lr=lambda k: 1.0 - 0.9 * k / 100))
+
+
+def eager_demo_step(model, X, y, k, l2=1e-4):
+    scores = [model(list(map(tg.Value, row))) for row in X]
+    losses = [(1 + -yi * s).relu() for yi, s in zip(y, scores)]
+    total = sum(losses) * (1.0 / len(losses)) + l2 * sum(p * p for p in model.parameters())
+    model.zero_grad()
+    total.backward()
+    for p in model.parameters():
+        p.data -= (1.0 - 0.9 * k / 100) * p.grad
+    return total.data
+
+
+def test_moons_reaches_full_accuracy(moons):
+    X, y = moons
+    model, trainer = micrograd_demo_trainer()
+    history = trainer.fit(X, y, epochs=100, progress=False)
+    assert len(history["loss"]) == 100 and history["accuracy"][-1] == 1.0
+    assert history["loss"][-1] < 0.05 < history["loss"][0]
+    assert np.mean((model.predict(X) > 0) == (y > 0)) == 1.0
+    # the eager model holds the trained parameters
+    assert all(np.sign(model(list(x)).data) == t for x, t in zip(X, y))
+
+
+def test_compiled_steps_equal_eager_micrograd_steps(moons):
+    X, y = moons
+    model, trainer = micrograd_demo_trainer(seed=3)
+    twin = tg.nn.MLP(2, [16, 16, 1], seed=3)
+    history = trainer.fit(X, y, epochs=3, progress=False)
+    losses = [eager_demo_step(twin, X, y, k) for k in range(3)]
+    np.testing.assert_allclose(history["loss"][:1], losses[:1], rtol=1e-12)
+    np.testing.assert_allclose([p.data for p in model.parameters()], [p.data for p in twin.parameters()],
+                               rtol=1e-10, atol=1e-13)
+
+
+def test_fit_continues_and_schedule_counts_steps(moons):
+    X, y = moons
+    model, trainer = micrograd_demo_trainer(seed=5)
+    trainer.fit(X, y, epochs=2, progress=False)
+    trainer.fit(X, y, epochs=2, progress=False)
+    twin, twin_trainer = micrograd_demo_trainer(seed=5)
+    twin_trainer.fit(X, y, epochs=4, progress=False)
+    assert trainer.step == 4 and len(trainer.history["loss"]) == 4
+    assert [p.data for p in model.parameters()] == [p.data for p in twin.parameters()]
+
+
+def test_minibatches_shuffle_reproducibly(moons):
+    X, y = moons
+    runs = []
+    for _ in range(2):
+        model, trainer = micrograd_demo_trainer(seed=7)
+        trainer.fit(X, y, epochs=3, batch_size=32, shuffle=True, seed=0, progress=False)
+        runs.append([p.data for p in model.parameters()])
+        assert trainer.step == 3 * 4
+    assert runs[0] == runs[1]
+
+
+def test_adam_matches_eager_adam():
+    X = np.array([[0.5, -1.0], [1.5, 2.0], [-0.3, 0.7]])
+    y = np.array([1.0, -0.5, 0.25])
+    model = tg.nn.MLP(2, [(3, "tanh"), 1], seed=11)
+    twin = tg.nn.MLP(2, [(3, "tanh"), 1], seed=11)
+    tg.nn.Trainer(model, loss="mse", optimizer=tg.nn.Adam(lr=1e-2)).fit(X, y, epochs=5, progress=False)
+    opt = tg.nn.Adam(twin.parameters(), lr=1e-2)
+    for _ in range(5):
+        loss = tg.nn.mse_loss([twin(list(map(tg.Value, x))) for x in X], list(y))
+        opt.zero_grad(); loss.backward(); opt.step()
+    np.testing.assert_allclose([p.data for p in model.parameters()], [p.data for p in twin.parameters()],
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_custom_loss_and_several_outputs():
+    def softmax_cross_entropy(scores, target):  # target: class index as a float
+        top = scores[0]
+        for s in scores[1:]:
+            top = tg.maximum(top, s)
+        lse = top + tg.log(sum(tg.exp(s - top) for s in scores))
+        picked = sum(tg.where(target == k, s, 0.0) for k, s in enumerate(scores))
+        return lse - picked
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(float) + (X[:, 1] > 0)
+    model = tg.nn.MLP(2, [8, 3], seed=0)
+    history = tg.nn.Trainer(model, loss=softmax_cross_entropy, optimizer=tg.nn.Adam(lr=0.05)).fit(
+        X, y, epochs=60, progress=False)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert math.isnan(history["accuracy"][0])  # no accuracy for a custom loss
+    assert model.predict(X).shape == (60, 3)
+    assert np.mean(model.predict(X).argmax(axis=1) == y) > 0.8
+
+
+@pytest.mark.parametrize("loss", ["bce", "bce_logits"])
+def test_bce_losses_train(loss):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(float)
+    last = "sigmoid" if loss == "bce" else "linear"
+    model = tg.nn.MLP(2, [(4, "tanh"), (1, last)], seed=2)
+    history = tg.nn.Trainer(model, loss=loss, optimizer=tg.nn.SGD(lr=0.5)).fit(X, y, epochs=50, progress=False)
+    assert history["accuracy"][-1] >= 0.9 and history["loss"][-1] < history["loss"][0]
+
+
+@pytest.mark.parametrize("X, y, message", [
+    (np.zeros((3, 2)), np.zeros(4), "one target per sample"),
+    (np.zeros((3, 3)), np.zeros(3), "takes 2 features"),
+    (np.array([[0.0, np.nan]]), np.zeros(1), "finite"),
+    (np.zeros((3, 2)), np.array([0.0, np.inf, 1.0]), "finite"),
+    (np.zeros(3), np.zeros(3), "2-D"),
+    (np.zeros((0, 2)), np.zeros(0), "empty"),
+])
+def test_bad_data_is_a_value_error_before_compiling(X, y, message):
+    model = tg.nn.MLP(2, [1], seed=0)
+    trainer = tg.nn.Trainer(model)
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(X, y, progress=False)
+    assert trainer._compiled == {}
+
+
+def test_bad_arguments():
+    model = tg.nn.MLP(2, [1], seed=0)
+    with pytest.raises(ValueError, match="unknown loss 'hinj'"):
+        tg.nn.Trainer(model, loss="hinj")
+    with pytest.raises(TypeError, match="optimizer"):
+        tg.nn.Trainer(model, optimizer="sgd")
+    with pytest.raises(ValueError, match="l2"):
+        tg.nn.Trainer(model, l2=-1.0)
+    with pytest.raises(TypeError, match="model"):
+        tg.nn.Trainer(lambda x: x)
+    trainer = tg.nn.Trainer(model)
+    with pytest.raises(ValueError, match="batch_size"):
+        trainer.fit(np.zeros((2, 2)), np.zeros(2), batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        trainer.fit(np.zeros((2, 2)), np.zeros(2), epochs=-1, progress=False)
+
+
+def test_moons_example_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["moons.py", "--outdir", str(tmp_path), "--no-progress"])
+    namespace = runpy.run_path("examples/moons.py")
+    accuracy = namespace["main"](["--outdir", str(tmp_path), "--no-progress"])
+    assert accuracy == 1.0
+    assert (tmp_path / "moons_decision_boundary.png").stat().st_size > 1000
+    assert (tmp_path / "moons_loss.png").stat().st_size > 1000

@@ -1,0 +1,224 @@
+"""The compiled training loop: trace the model and loss for one sample, derive the gradient
+graph, and run every epoch (per-sample forward and backward over the batch, gradient
+accumulation, L2, the optimizer's update and the learning-rate schedule) as compiled code.
+
+>>> import numpy as np, tracegrad as tg
+>>> X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]); y = np.array([1.0, -1.0, 1.0, -1.0])
+>>> model = tg.nn.MLP(2, [4, 1], seed=0)
+>>> trainer = tg.nn.Trainer(model, loss="hinge", optimizer=tg.nn.SGD(lr=0.1))
+>>> history = trainer.fit(X, y, epochs=20, progress=False)
+>>> len(history["loss"]), history["loss"][-1] < history["loss"][0]
+(20, True)
+"""
+import numpy as np
+
+from ..tracing import trace_flat
+from ..transforms import vjp_graph
+from ..transforms.substitute import substitute
+from . import losses
+from ..backends import compile as compile_graph
+from ..vmap import RowCall
+
+# name -> (per-sample loss of (score, target), per-sample "correct" flag or None for regression)
+LOSSES = {
+    "hinge": (lambda s, t: losses.hinge_loss([s], [t]), lambda s, t: (s > 0.0) == (t > 0.0)),
+    "mse": (lambda s, t: losses.mse_loss([s], [t]), None),
+    "bce": (lambda s, t: losses.binary_cross_entropy([s], [t]), lambda s, t: (s > 0.5) == (t > 0.5)),
+    "bce_logits": (lambda s, t: losses.binary_cross_entropy([s], [t], from_logits=True),
+                   lambda s, t: (s > 0.0) == (t > 0.5)),
+}
+
+
+class Trainer:
+    """Train ``model`` with compiled epochs.
+
+    ``loss``: ``"hinge"``, ``"mse"``, ``"bce"`` (probabilities), ``"bce_logits"``, or a
+    traceable function ``loss(output, target)`` of one sample (output a scalar, or a list
+    for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or ``tg.nn.Adam(...)`` without
+    parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
+    """
+
+    def __init__(self, model, loss="hinge", optimizer=None, l2=0.0, backend=None):
+        if not hasattr(model, "parameters") or not callable(model):
+            raise TypeError(f"Trainer takes a tg.nn model, got {type(model).__name__}")
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)} or pass a function")
+            self.loss_fn, self.correct_fn = LOSSES[loss]
+        elif callable(loss):
+            self.loss_fn, self.correct_fn = loss, None
+        else:
+            raise TypeError(f"loss must be a name or a function of (output, target), got {loss!r}")
+        from .optim import SGD
+        self.optimizer = SGD(lr=0.01) if optimizer is None else optimizer
+        if not hasattr(self.optimizer, "update"):
+            raise TypeError(f"optimizer must be tg.nn.SGD(...) or tg.nn.Adam(...), got {optimizer!r}")
+        if not (isinstance(l2, (int, float)) and l2 >= 0):
+            raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
+        self.model, self.l2, self.backend = model, float(l2), backend
+        self.params = model.parameters()
+        self.state = None      # optimizer state, one array per state variable
+        self.step = 0          # optimizer steps taken, across fits
+        self._compiled = {}    # (features, target shape) -> (sample kernel, update kernel)
+        self.history = {"loss": [], "accuracy": []}
+
+    # ------------------------------------------------------------ graphs
+
+    def _sample_graph(self, n_features, target_example):
+        """Inputs: parameters, features, target. Outputs: loss, correct flag, then the gradient."""
+        n_params = len(self.params)
+
+        def sample(params, x, target):
+            out = self.model.apply(params, list(x))
+            loss = self.loss_fn(out, target)
+            correct = self.correct_fn(out, target) if self.correct_fn else 0.0
+            return [loss, correct]
+        args = ([0.0] * n_params, [0.0] * n_features, target_example)
+        graph, _, _ = trace_flat(sample, args)
+        n_in = len(graph.inputs)
+        adjoint = vjp_graph(graph, list(range(n_params)), keep_outputs=True)
+        # cotangent 1 for the loss, 0 for the flag
+        return substitute(adjoint, n_in, [*range(n_in), 1.0, 0.0])
+
+    def _update_graph(self):
+        """Inputs: parameter, mean gradient, state..., lr, step. Outputs: new parameter, new state..."""
+        opt, l2 = self.optimizer, self.l2
+        n_state = len(opt.init_state(0.0))
+
+        def update(p, g, *rest):
+            *state, lr, t = rest
+            p, state = opt.update(p, g + 2.0 * l2 * p if l2 else g, list(state), lr, t)
+            return [p, *state]
+        return trace_flat(update, [0.0] * (n_state + 4))[0]
+
+    def _graphs(self, n_features, n_targets):
+        key = (n_features, n_targets)
+        if key not in self._compiled:
+            target = 0.0 if n_targets == 1 else [0.0] * n_targets
+            self._compiled[key] = (compile_graph(self._sample_graph(n_features, target), "llvm"),
+                                   compile_graph(self._update_graph(), "llvm"))
+        return self._compiled[key]
+
+    # ------------------------------------------------------------ training
+
+    def _check(self, X, y):
+        X = np.asarray(X, dtype=float) if not isinstance(X, np.ndarray) or X.dtype != float else X
+        y = np.asarray(y, dtype=float)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (samples x features), got shape {X.shape}")
+        if len(X) == 0:
+            raise ValueError("X is empty: give at least one sample")
+        if y.ndim not in (1, 2) or len(y) != len(X):
+            raise ValueError(f"y must have one target per sample: X has {len(X)} rows, y has shape {y.shape}")
+        nin = getattr(self.model, "nin", None)
+        if nin is not None and X.shape[1] != nin:
+            raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            raise ValueError("X and y must be finite: remove or impute the nan / inf entries first")
+        return X, y
+
+    def fit(self, X, y, epochs=1, batch_size=None, shuffle=False, seed=None, progress=True):
+        """Train for ``epochs`` passes over ``(X, y)``; return the history (loss and accuracy per epoch).
+
+        ``batch_size=None`` is full-batch (one optimizer step per epoch). With ``shuffle``
+        the samples are permuted each epoch by ``np.random.default_rng(seed)``.
+        """
+        X, y = self._check(X, y)
+        if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0):
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        n, P = len(X), len(self.params)
+        batch = n if batch_size is None else batch_size
+        if not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        data = np.ascontiguousarray(np.concatenate([X, y.reshape(n, -1)], axis=1))
+        sample_kernel, update_kernel = self._graphs(X.shape[1], data.shape[1] - X.shape[1])
+        params = np.array([p.data for p in self.params])
+        if self.state is None:
+            self.state = np.array([self.optimizer.init_state(p) for p in params], dtype=float).reshape(P, -1)
+        state, S = self.state, self.state.shape[1]
+        # buffers the compiled loops read and write in place
+        block = np.empty_like(data[:batch])                # the batch's samples
+        per_sample = np.empty((2 + P, batch))               # loss, correct, gradient: one row each
+        grad, lr_t = np.empty(P), np.empty(2)
+        new = np.empty((1 + S, P))
+        run_samples = RowCall(sample_kernel, [(params, j, 0) for j in range(P)] +
+                              [(block, j, block.shape[1]) for j in range(block.shape[1])],
+                              [(per_sample, batch * j, 1) for j in range(2 + P)])
+        run_update = RowCall(update_kernel, [(params, 0, 1), (grad, 0, 1)] +
+                             [(state, j, S) for j in range(S)] + [(lr_t, 0, 0), (lr_t, 1, 0)],
+                             [(new, P * j, 1) for j in range(1 + S)])
+        rng = np.random.default_rng(seed)
+        bar = _progress(epochs, progress)
+        history = {"loss": [], "accuracy": []}
+        for _ in range(epochs):
+            order = rng.permutation(n) if shuffle else None
+            total, correct = 0.0, 0.0
+            penalty = self.l2 * float(params @ params)  # at the epoch's start, as the eager loss sees it
+            for start in range(0, n, batch):
+                m = min(batch, n - start)
+                block[:m] = data[start:start + m] if order is None else data[order[start:start + m]]
+                run_samples(m)
+                total += per_sample[0, :m].sum()
+                correct += per_sample[1, :m].sum()
+                np.mean(per_sample[2:, :m], axis=1, out=grad)
+                lr_t[0], lr_t[1] = self._learning_rate(), self.step + 1
+                run_update(P)
+                self.step += 1
+                params[:] = new[0]
+                state[:] = new[1:].T
+            history["loss"].append(total / n + penalty)
+            history["accuracy"].append(correct / n if self.correct_fn else float("nan"))
+            bar.update(history["loss"][-1], history["accuracy"][-1])
+        bar.close()
+        for p, v in zip(self.params, params.tolist()):
+            p.data = v
+        for key in history:
+            self.history[key].extend(history[key])
+        return history
+
+    def _learning_rate(self):
+        lr = self.optimizer.lr
+        return float(lr(self.step)) if callable(lr) else float(lr)
+
+
+def predict(model, X):
+    """The model's outputs for each row of ``X``, by a compiled batched forward (numpy array).
+
+    One output per sample gives shape ``(n,)``, several give ``(n, outputs)``.
+    """
+    X = np.ascontiguousarray(X, dtype=float)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (samples x features), got shape {X.shape}")
+    nin = getattr(model, "nin", X.shape[1])
+    if X.shape[1] != nin:
+        raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
+    params = model.parameters()
+    cache = model.__dict__.setdefault("_predict_graphs", {})
+    if nin not in cache:
+        graph, tree, _ = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))
+        cache[nin] = (compile_graph(graph, "llvm"), len(graph.outputs))
+    kernel, n_out = cache[nin]
+    values = np.array([p.data for p in params])
+    out = np.empty((n_out, len(X)))
+    RowCall(kernel, [(values, j, 0) for j in range(len(params))] + [(X, j, nin) for j in range(nin)],
+            [(out, len(X) * j, 1) for j in range(n_out)])(len(X))
+    return out[0] if n_out == 1 else out.T
+
+
+class _progress:
+    """A tqdm bar over epochs showing loss and accuracy, or nothing."""
+
+    def __init__(self, epochs, enabled):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=epochs, unit="epoch", leave=True)
+
+    def update(self, loss, accuracy):
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{accuracy:.3f}")
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
