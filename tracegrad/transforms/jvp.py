@@ -13,11 +13,17 @@ from ..ops import TABLE, bind, jvp_rule
 from ..tracing import new_builder
 
 
-def jvp_graph(graph):
-    """Inputs: the graph's inputs, then one tangent per input. Outputs: the outputs, then their tangents."""
+def jvp_graph(graph, wrt=None):
+    """Inputs: the graph's inputs, then one tangent per input (per ``wrt`` position if given).
+
+    Outputs: the outputs, then their tangents.
+    """
+    wrt = range(len(graph.inputs)) if wrt is None else wrt
     with new_builder() as b:
         xs = [b.tracer(b.input()) for _ in graph.inputs]
-        ts = [b.tracer(b.input()) for _ in graph.inputs]
+        ts = [None] * len(graph.inputs)
+        for k in wrt:
+            ts[k] = b.tracer(b.input())
         env, tangent = [], []
         for op, args, param in graph.nodes:
             if op == "input":
@@ -38,4 +44,4 @@ def jvp_graph(graph):
         outputs = [env[o] for o in graph.outputs]
         outputs += [0.0 if tangent[o] is None else tangent[o] for o in graph.outputs]
         names = graph.input_names()
-        return b.graph([b.node_of(o) for o in outputs], names + [f"t_{n}" for n in names])
+        return b.graph([b.node_of(o) for o in outputs], names + [f"t_{names[k]}" for k in wrt])
