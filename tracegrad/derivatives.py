@@ -30,7 +30,7 @@ def _jacobian_graph(fn, args, argnums, mode):
         if mode == "rev":
             rows = []
             for out in graph.outputs:  # one reverse sweep per output
-                one = Graph(graph.nodes, graph.inputs, (out,), graph.names)
+                one = Graph(graph.nodes, graph.inputs, (out,), graph.names, graph.custom)
                 rows.append(evaluate(vjp_graph(one, wrt, seed=1.0, keep_outputs=False), xs))
         else:
             columns = [evaluate(jvp_graph(graph, [k]), xs + [1.0])[len(graph.outputs):] for k in wrt]
