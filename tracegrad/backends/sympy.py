@@ -33,12 +33,12 @@ def sympy_exprs(graph, symbols):
 
 
 def _number(x):
-    """A float constant as sympy: integers stay exact, others are Floats; inf and nan map to oo, nan."""
+    """A float constant as sympy: integers stay exact, others are Floats with all 17 digits."""
     if x != x:
         return sp.nan
     if x in (float("inf"), float("-inf")):
         return sp.oo if x > 0 else -sp.oo
-    return sp.Integer(int(x)) if x.is_integer() else sp.Float(x)
+    return sp.Integer(int(x)) if x.is_integer() else sp.Float(repr(x), 17)
 
 
 def symbols_for(graph):

@@ -37,18 +37,9 @@ def dce(graph):
     >>> len(dce(g).nodes)
     1
     """
-    live = set(graph.inputs)
-    for i in reversed(range(len(graph.nodes))):
-        if i in live or i in graph.outputs:
-            live.add(i)
-            live.update(graph.nodes[i][1])
-    renumber, nodes = {}, []
-    for i, (op, args, param) in enumerate(graph.nodes):
-        if i in live:
-            renumber[i] = len(nodes)
-            nodes.append((op, tuple(renumber[a] for a in args), param))
-    return Graph(tuple(nodes), tuple(renumber[i] for i in graph.inputs),
-                 tuple(renumber[o] for o in graph.outputs), graph.names)
+    b = Builder()  # the builder's own freezing step keeps what the outputs need
+    b.nodes, b.inputs, b.custom = list(graph.nodes), list(graph.inputs), list(graph.custom)
+    return b.graph(list(graph.outputs), graph.names)
 
 
 def fold_constants(graph):
@@ -63,7 +54,7 @@ def fold_constants(graph):
         if op not in ("input", "const") and all(nodes[a][0] == "const" for a in args):
             value = bind(TABLE[op], *[nodes[a][2] for a in args], param=param)
             nodes[i] = ("const", (), value)
-    return dce(Graph(tuple(nodes), graph.inputs, graph.outputs, graph.names))
+    return dce(Graph(tuple(nodes), graph.inputs, graph.outputs, graph.names, graph.custom))
 
 
 def _rebuild(graph, rule=None):
@@ -84,6 +75,8 @@ def _rebuild(graph, rule=None):
         args = tuple(new[a] for a in args)
         index = rule(b, op, args, param, i) if rule else None
         new[i] = b.add(op, args, param) if index is None else index
+    for kind, ins, outs, rule in graph.custom:
+        b.custom.append((kind, tuple(new[i] for i in ins), tuple(o if o is None else new[o] for o in outs), rule))
     return b.graph([new[o] for o in graph.outputs], graph.names)
 
 
@@ -112,7 +105,8 @@ def _push_negations(b, op, args, param, _):
             if _is_neg(b, args[k]):
                 inner = list(args)
                 inner[k] = b.nodes[args[k]][1][0]
-                return b.add("neg", (b.add(op, tuple(inner)),))
+                product = _push_negations(b, op, tuple(inner), None, None)  # the other factor too
+                return b.add("neg", (b.add(op, tuple(inner)) if product is None else product,))
     if op == "mul":
         for k in (0, 1):
             c, x = _const(b, args[k]), args[1 - k]
