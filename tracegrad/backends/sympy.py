@@ -11,6 +11,7 @@ gradient is as large as its graph.
 """
 import numpy as np
 import sympy as sp
+import sympy.codegen.cfunctions  # noqa: F401  (sp.codegen.cfunctions.log1p for the log1p row)
 
 from ..ops import TABLE
 
@@ -28,17 +29,22 @@ def sympy_exprs(graph, symbols):
         else:
             spec = TABLE[op]
             extra = (param,) if spec.has_param else ()
-            env.append(spec.sympy(sp, *[env[a] for a in args], *extra))
+            ins = [env[a] for a in args]
+            try:
+                env.append(spec.sympy(sp, *ins, *extra))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"sympy cannot express {op} of {ins} ({e}); "
+                                 "keep nan out of comparisons, maximum and minimum") from None
     return [env[o] for o in graph.outputs]
 
 
 def _number(x):
-    """A float constant as sympy: integers stay exact, others are Floats with all 17 digits."""
+    """A float constant as sympy: small integers stay exact, others are Floats with all 17 digits."""
     if x != x:
         return sp.nan
     if x in (float("inf"), float("-inf")):
         return sp.oo if x > 0 else -sp.oo
-    return sp.Integer(int(x)) if x.is_integer() else sp.Float(repr(x), 17)
+    return sp.Integer(int(x)) if x.is_integer() and abs(x) < 2.0 ** 53 else sp.Float(repr(x), 17)
 
 
 def symbols_for(graph):
