@@ -24,7 +24,7 @@ def check_grads(fn, args, order=1, modes=("rev", "fwd"), atol=1e-6, rtol=1e-5, e
 
     >>> import tracegrad as tg
     >>> wrong = tg.custom_jvp(lambda x: x * x)
-    >>> wrong.defjvp(lambda primals, tangents: tangents[0] * 3.0)
+    >>> wrong.defjvp(lambda primals, tangents: (primals[0] ** 2, tangents[0] * 3.0))
     >>> tg.check_grads(wrong, (1.0,))
     Traceback (most recent call last):
     ...

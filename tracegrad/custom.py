@@ -19,7 +19,7 @@ import functools
 
 from .errors import TracingError
 from .ir import Graph, evaluate
-from .pytree import flatten, is_boxed, unflatten
+from .pytree import flatten, num_leaves, unflatten
 from .tracing import Tracer, trace_flat
 
 
@@ -29,13 +29,13 @@ class _Custom:
     def __init__(self, fn):
         if not callable(fn):
             raise TypeError(f"custom_{self.kind} takes a function, got {type(fn).__name__}")
-        self.fn, self.rule = fn, None
+        self.fn, self.rule, self._in_rule = fn, None, False
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args):
         leaves, in_tree = flatten(args)
-        if not any(isinstance(x, Tracer) for x in leaves):
-            return self.fn(*args)
+        if self._in_rule or not any(isinstance(x, Tracer) for x in leaves):
+            return self.fn(*args)  # floats, Values, or a call from inside its own rule
         if self.rule is None:
             raise TypeError(f"{self.__name__} has no rule yet: call .def{self.kind}(rule) before using it")
         body, out_tree, captured = trace_flat(self.fn, args)
@@ -56,16 +56,23 @@ class _Custom:
             result = self._call_rule(body, out_tree, primals, flat[:n], flat[n:])
             return [0.0 if r is None else r for r in result]
         extra = [0.0] * (n if self.kind == "jvp" else len(body.outputs))
-        return trace_flat(rule, [*flatten(args)[0], *extra])[0]
+        self._in_rule = True
+        try:
+            return trace_flat(rule, [*flatten(args)[0], *extra])[0]
+        finally:
+            self._in_rule = False
 
     def __repr__(self):
         return f"<tracegrad.custom_{self.kind} {self.__name__!r}>"
 
 
 def _leaves_like(value, tree, what):
-    leaves, got = flatten(value) if value is not None else ([None], None)
-    if got is not None and got != tree and not (len(tree[1]) == 1 and got[0] == "leaf"):
-        raise TypeError(f"{what} returned a structure {got}, expected {tree}")
+    """The leaves of ``value``, which must have the structure ``tree`` (None: all zero)."""
+    if value is None:
+        return [None] * num_leaves(tree)
+    leaves, got = flatten(value)
+    if got != tree:
+        raise TypeError(f"{what} returned a value of structure {got}, expected {tree}")
     return leaves
 
 
@@ -96,8 +103,7 @@ class custom_vjp(_Custom):
                             f"per argument ({len(primals)}), got {result!r:.80}")
         leaves = []
         for r, a in zip(result, primals):
-            tree = flatten(a)[1]
-            leaves += [None] * len(flatten(a)[0]) if r is None else _leaves_like(r, tree, "the vjp rule")
+            leaves += _leaves_like(r, flatten(a)[1], f"the vjp rule of {self.__name__}")
         return leaves
 
 
@@ -105,12 +111,13 @@ class custom_jvp(_Custom):
     """A function with a user-defined forward-mode rule, set with ``defjvp``.
 
     ``rule(primals, tangents)`` gets two tuples (one entry per argument) and returns
-    the tangent of the output, with the output's structure. Reverse mode uses its
-    transpose (the rule must be linear in the tangents, as every jvp is).
+    ``(primal_out, tangent_out)`` as in JAX; ``tangent_out`` has the output's structure
+    and ``primal_out`` is not used (the value is the body's). Reverse mode uses the
+    rule's transpose (the rule must be linear in the tangents, as every jvp is).
 
     >>> import tracegrad as tg
     >>> f = tg.custom_jvp(lambda x: tg.sin(x))
-    >>> f.defjvp(lambda primals, tangents: tg.cos(primals[0]) * tangents[0])
+    >>> f.defjvp(lambda primals, tangents: (tg.sin(primals[0]), tg.cos(primals[0]) * tangents[0]))
     >>> tg.grad(f)(0.0), tg.jvp(f, (0.0,), (2.0,))
     (1.0, (0.0, 2.0))
     """
@@ -118,15 +125,18 @@ class custom_jvp(_Custom):
     kind = "jvp"
 
     def defjvp(self, rule):
-        """Set the forward-mode rule ``rule(primals, tangents) -> tangent of the output``."""
+        """Set the forward-mode rule ``rule(primals, tangents) -> (primal_out, tangent_out)``."""
         if not callable(rule):
             raise TypeError(f"defjvp takes a function rule(primals, tangents), got {type(rule).__name__}")
         self.rule = rule
 
     def _call_rule(self, body, out_tree, primals, flat_args, tangents):
         in_tree = flatten(primals)[1]
-        result = self.rule(tuple(primals), unflatten(in_tree, tangents))
-        return _leaves_like(result, out_tree, "the jvp rule")
+        result = self.rule(tuple(primals), tuple(unflatten(in_tree, tangents)))
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError(f"the jvp rule of {self.__name__} must return (primal_out, tangent_out), "
+                            f"got {result!r:.80}")
+        return _leaves_like(result[1], out_tree, f"the jvp rule of {self.__name__}")
 
 
 __all__ = ["custom_vjp", "custom_jvp"]
