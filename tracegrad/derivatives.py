@@ -18,6 +18,7 @@ from .ir import Graph, evaluate
 from .pytree import LEAF, flatten
 from .tracing import new_builder, trace_flat
 from .transforms import jvp_graph, vjp_graph
+from .transforms.passes import dce
 
 
 def _jacobian_graph(fn, args, argnums, mode):
@@ -29,17 +30,40 @@ def _jacobian_graph(fn, args, argnums, mode):
         xs = [b.tracer(b.input()) for _ in graph.inputs]
         if mode == "rev":
             rows = []
-            for out in graph.outputs:  # one reverse sweep per output
-                one = Graph(graph.nodes, graph.inputs, (out,), graph.names, graph.custom)
+            for out in graph.outputs:  # one reverse sweep per output, over the nodes it needs
+                one = dce(Graph(graph.nodes, graph.inputs, (out,), graph.names, graph.custom))
                 rows.append(evaluate(vjp_graph(one, wrt, seed=1.0, keep_outputs=False), xs))
         else:
-            columns = [evaluate(jvp_graph(graph, [k]), xs + [1.0])[len(graph.outputs):] for k in wrt]
+            depends = _dependencies(graph)
+            columns = [_column(graph, k, depends, xs) for k in wrt]
             rows = [[column[j] for column in columns] for j in range(len(graph.outputs))]
         outputs = [b.node_of(d) for row in rows for d in row]
         jac = b.graph(outputs, graph.names)
     trees = [flatten(args[a])[1] for a in nums]
     in_tree = trees[0] if single else ("tuple", tuple(trees))
     return jac, _nest(out_tree, in_tree), captured
+
+
+def _dependencies(graph):
+    """For each output, the set of input positions it depends on (through custom rules too)."""
+    rule_ins = {o: ins for _, ins, outs, _ in graph.custom for o in outs if o is not None}
+    deps = []
+    for i, (op, args, param) in enumerate(graph.nodes):
+        args = args + rule_ins.get(i, ())
+        deps.append(frozenset((param,)) if op == "input" else frozenset().union(*[deps[a] for a in args]))
+    return [deps[o] for o in graph.outputs]
+
+
+def _column(graph, k, depends, xs):
+    """One forward sweep along input ``k``, over the nodes of the outputs that depend on it."""
+    rows = [j for j, d in enumerate(depends) if k in d]
+    column = [0.0] * len(graph.outputs)
+    if rows:
+        part = dce(Graph(graph.nodes, graph.inputs, tuple(graph.outputs[j] for j in rows),
+                         graph.names, graph.custom))
+        for j, t in zip(rows, evaluate(jvp_graph(part, [k]), xs + [1.0])[len(rows):]):
+            column[j] = t
+    return column
 
 
 def _nest(out_tree, in_tree):
