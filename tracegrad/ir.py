@@ -332,10 +332,10 @@ class Builder:
                     kept.append(region)
                     stack.extend(region[1])
         renumber, nodes = {}, []
-        for i, (op, args, param) in enumerate(self.nodes):
-            if i in live:
-                renumber[i] = len(nodes)
-                nodes.append((op, tuple(renumber[a] for a in args), param))
+        for i in sorted(live):  # in node order; a small live part of a big builder is cheap
+            op, args, param = self.nodes[i]
+            renumber[i] = len(nodes)
+            nodes.append((op, tuple(renumber[a] for a in args), param))
         custom = tuple((kind, tuple(renumber[i] for i in ins),
                         tuple(renumber.get(o) for o in outs), rule)
                        for kind, ins, outs, rule in self.custom if (kind, ins, outs, rule) in kept)
