@@ -44,16 +44,25 @@ class Graph:
 
     ``names`` are display names of the inputs (for printing and sympy); they take no
     part in equality, hashing or code generation.
+
+    ``custom`` lists the regions of user-defined derivative rules (``tg.custom_vjp`` /
+    ``tg.custom_jvp``), each ``(kind, ins, outs, rule)``: the nodes ``outs`` (None where
+    dead) were computed from the nodes ``ins``, and the transforms use the ``rule``
+    graph for them. ``kind`` "vjp": rule(ins..., cotangents of outs...) -> cotangents of
+    ins; "jvp": rule(ins..., tangents of ins...) -> tangents of outs. Evaluation and the
+    backends ignore them.
     """
 
     nodes: tuple
     inputs: tuple
     outputs: tuple
     names: tuple = field(default=())
+    custom: tuple = field(default=())
 
     def key(self):
         nodes = tuple((op, args, _param_key(p)) for op, args, p in self.nodes)
-        return nodes, self.inputs, self.outputs
+        custom = tuple((kind, ins, outs, rule.key()) for kind, ins, outs, rule in self.custom)
+        return nodes, self.inputs, self.outputs, custom
 
     def __eq__(self, other):
         return isinstance(other, Graph) and self.key() == other.key()
@@ -116,6 +125,12 @@ class Graph:
         for name in self.names:
             if not (isinstance(name, str) and _IDENTIFIER.match(name)):
                 raise ValueError(f"input name {name!r} is not an identifier")
+        for kind, ins, outs, rule in self.custom:
+            nodes = [*ins, *(o for o in outs if o is not None)]
+            if kind not in ("vjp", "jvp") or not all(isinstance(i, int) and 0 <= i < len(self.nodes)
+                                                     for i in nodes):
+                raise ValueError(f"malformed custom rule region {(kind, ins, outs)!r}")
+            rule.verify()
         return self
 
     # ------------------------------------------------------------ JSON
@@ -123,8 +138,12 @@ class Graph:
     def _json_body(self):
         nodes = [[op, list(args), p.hex() if isinstance(p, float) else p]
                  for op, args, p in self.nodes]
-        return {"format": "tracegrad.graph", "version": 1, "nodes": nodes,
+        body = {"format": "tracegrad.graph", "version": 1, "nodes": nodes,
                 "inputs": list(self.inputs), "outputs": list(self.outputs)}
+        if self.custom:
+            body["custom"] = [[kind, list(ins), list(outs), rule._json_body()]
+                              for kind, ins, outs, rule in self.custom]
+        return body
 
     def to_json(self):
         """The graph as JSON text; floats are exact (hex), so the round trip is bit-exact.
@@ -142,6 +161,10 @@ class Graph:
             data = json.loads(text)
         except (TypeError, json.JSONDecodeError) as e:
             raise ValueError(f"not a JSON graph: {e}") from None
+        return cls._from_data(data)
+
+    @classmethod
+    def _from_data(cls, data):
         if not isinstance(data, dict) or data.get("format") != "tracegrad.graph" or data.get("version") != 1:
             raise ValueError("not a tracegrad graph (expected format 'tracegrad.graph', version 1)")
         try:
@@ -154,8 +177,10 @@ class Graph:
                 elif op != "input" and param is not None:
                     raise ValueError(f"param {param!r} of a {op} node must be a hex float or null")
                 nodes.append((op, tuple(args), param))
+            custom = tuple((kind, tuple(ins), tuple(outs), cls._from_data(rule))
+                           for kind, ins, outs, rule in data.get("custom", ()))
             graph = cls(tuple(nodes), tuple(data["inputs"]), tuple(data["outputs"]),
-                        tuple(data.get("names", ())))
+                        tuple(data.get("names", ())), custom)
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"malformed graph JSON: {e}") from None
         return graph.verify()
@@ -176,6 +201,9 @@ class Graph:
                 continue
             head = f"{op}[{literal(p)}]" if p is not None else op
             lines.append(f"  v{i} = {head} " + " ".join(show(a) for a in args))
+        for kind, ins, outs, _ in self.custom:
+            lines.append(f"  custom_{kind} (" + ", ".join("_" if o is None else show(o) for o in outs)
+                         + ") of (" + ", ".join(show(i) for i in ins) + ")")
         lines.append("  in (" + ", ".join(show(o) for o in self.outputs) + ") }")
         return "\n".join(lines)
 
@@ -190,7 +218,18 @@ def evaluate(graph, args):
     [1.0]
     """
     env = evaluate_nodes(graph, args)
+    replay_custom(graph, env)
     return [env[o] for o in graph.outputs]
+
+
+def replay_custom(graph, env):
+    """Replayed into a trace (``env``: the value of each node), the custom rule regions go along."""
+    for region in graph.custom:
+        outs = [env[o] for o in region[2] if o is not None]
+        box = max((x for x in outs if getattr(x, "_tg_level", None) is not None),
+                  key=lambda x: x._tg_level, default=None)
+        if hasattr(box, "_tg_custom"):
+            box._tg_custom(region, env)
 
 
 def evaluate_nodes(graph, args):
@@ -213,6 +252,7 @@ class Builder:
         self.nodes = []
         self._index = {}
         self.inputs = []
+        self.custom = []
 
     def _intern(self, node, key):
         index = self._index.get(key)
@@ -274,18 +314,30 @@ class Builder:
         return None
 
     def graph(self, outputs, names=()):
-        """Freeze into a ``Graph`` keeping the inputs and what the outputs need (dead code removed)."""
+        """Freeze into a ``Graph`` keeping the inputs and what the outputs need (dead code removed).
+
+        A custom rule region stays if one of its outputs is live, and keeps its inputs live.
+        """
         live = set(self.inputs)
         stack = list(outputs)
+        kept = []
         while stack:
-            i = stack.pop()
-            if i not in live:
-                live.add(i)
-                stack.extend(self.nodes[i][1])
+            while stack:
+                i = stack.pop()
+                if i not in live:
+                    live.add(i)
+                    stack.extend(self.nodes[i][1])
+            for region in self.custom:
+                if region not in kept and any(o in live for o in region[2] if o is not None):
+                    kept.append(region)
+                    stack.extend(region[1])
         renumber, nodes = {}, []
-        for i, (op, args, param) in enumerate(self.nodes):
-            if i in live:
-                renumber[i] = len(nodes)
-                nodes.append((op, tuple(renumber[a] for a in args), param))
+        for i in sorted(live):  # in node order; a small live part of a big builder is cheap
+            op, args, param = self.nodes[i]
+            renumber[i] = len(nodes)
+            nodes.append((op, tuple(renumber[a] for a in args), param))
+        custom = tuple((kind, tuple(renumber[i] for i in ins),
+                        tuple(renumber.get(o) for o in outs), rule)
+                       for kind, ins, outs, rule in self.custom if (kind, ins, outs, rule) in kept)
         return Graph(tuple(nodes), tuple(renumber[i] for i in self.inputs),
-                     tuple(renumber[o] for o in outputs), tuple(names))
+                     tuple(renumber[o] for o in outputs), tuple(names), custom)

@@ -171,7 +171,8 @@ EXP = defop("exp", 1, _ieee.exp,
 LOG = defop("log", 1, _ieee.log,
             vjp=lambda g, out, x: (div(g, x),), sympy=lambda sp, x: sp.log(x))
 LOG1P = defop("log1p", 1, _ieee.log1p,
-              vjp=lambda g, out, x: (div(g, x + 1.0),), sympy=lambda sp, x: sp.log(1 + x))
+              vjp=lambda g, out, x: (div(g, x + 1.0),),
+              sympy=lambda sp, x: sp.codegen.cfunctions.log1p(x))  # accurate when lambdified
 SQRT = defop("sqrt", 1, _ieee.sqrt,
              vjp=lambda g, out, x: (div(g, 2.0 * out),), sympy=lambda sp, x: sp.sqrt(x))
 SIN = defop("sin", 1, _ieee.sin,

@@ -74,6 +74,15 @@ class Tracer(Arithmetic):
         index = builder.add(op.name, tuple(builder.node_of(a) for a in args), param)
         return Tracer(builder, index)
 
+    def _tg_custom(self, region, env):
+        """Record a custom derivative rule replayed into this trace (see ``Graph.custom``)."""
+        kind, ins, outs, rule = region
+        b = self.builder
+        region = (kind, tuple(b.node_of(env[i]) for i in ins),
+                  tuple(None if o is None else b.node_of(env[o]) for o in outs), rule)
+        if region not in b.custom:
+            b.custom.append(region)
+
     def __lt__(self, other): return bind(LT, self, other)
     def __le__(self, other): return bind(LE, self, other)
     def __gt__(self, other): return bind(GT, self, other)

@@ -13,7 +13,7 @@ gradient, while ordinary arithmetic keeps IEEE rules.
   v1 = add x x
   in (v1) }
 """
-from ..ir import evaluate_nodes
+from ..ir import evaluate, evaluate_nodes, replay_custom
 from ..ops import TABLE, Masked, where
 from ..tracing import new_builder
 
@@ -41,6 +41,7 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
         else:
             seeds = [seed] * len(graph.outputs)
         env = evaluate_nodes(graph, xs)
+        replay_custom(graph, env)
         depends = _depends(graph, wrt)
         adjoint = {}  # node -> {mask: cotangent}; a mask is a tuple of (cond node, negate)
         conds = {}    # cond node -> its tracer
@@ -52,9 +53,17 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
         for out, ct in zip(graph.outputs, seeds):
             if depends[out]:
                 accumulate(out, (), ct)
+        frozen, regions = _regions(graph)
         for i in reversed(range(len(graph.nodes))):
+            for kind, ins, outs, rule in regions.get(i, ()):  # a user's rule replaces the walk inside
+                cts = [None if o is None else _materialise(adjoint.pop(o, {}), conds) for o in outs]
+                if all(ct is None for ct in cts):
+                    continue
+                for a, ct in zip(ins, _apply_vjp_rule(kind, rule, [env[a] for a in ins], cts)):
+                    if depends[a]:
+                        accumulate(a, (), ct)
             op, args, param = graph.nodes[i]
-            if op in ("input", "const") or i not in adjoint:
+            if op in ("input", "const") or i not in adjoint or i in frozen:
                 continue
             spec = TABLE[op]
             extra = (param,) if spec.has_param else ()
@@ -71,8 +80,34 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
                         mask_a = mask
                     accumulate(a, mask_a, ct)
         grads = [_materialise(adjoint.get(graph.inputs[k], {}), conds) for k in wrt]
+        grads = [0.0 if g is None else g for g in grads]
         outputs = ([env[o] for o in graph.outputs] if keep_outputs else []) + grads
         return b.graph([b.node_of(o) for o in outputs], graph.names + _ct_names(graph, seed))
+
+
+def _regions(graph):
+    """The nodes whose derived vjp a rule replaces, and the regions by their first output node.
+
+    A region is applied at its first output, once all cotangents of its outputs are in;
+    an output that is also an input of the region (``lambda x: x``) then goes on as usual.
+    """
+    frozen, regions = set(), {}
+    for region in graph.custom:
+        ins, outs = region[1], [o for o in region[2] if o is not None]
+        first = min(outs)
+        frozen.update(o for o in outs if o not in ins or o > first)
+        regions.setdefault(first, []).append(region)
+    return frozen, regions
+
+
+def _apply_vjp_rule(kind, rule, ins, cts):
+    cts = [0.0 if ct is None else ct for ct in cts]
+    if kind == "vjp":
+        return evaluate(rule, ins + cts)
+    # a jvp rule is linear in the tangents: its transpose is its vjp in the tangents
+    n = len(ins)
+    transpose = vjp_graph(rule, list(range(n, 2 * n)), keep_outputs=False)
+    return evaluate(transpose, ins + [0.0] * n + cts)
 
 
 def _materialise(masked_cts, conds):
@@ -81,7 +116,7 @@ def _materialise(masked_cts, conds):
         for cond, negate in mask:
             g = where(conds[cond], 0.0, g) if negate else where(conds[cond], g, 0.0)
         total = g if total is None else total + g
-    return 0.0 if total is None else total
+    return total
 
 
 def _ct_names(graph, seed):

@@ -1,0 +1,142 @@
+"""User-defined derivative rules: ``custom_vjp`` and ``custom_jvp``.
+
+Called on traced values, a decorated function records its body as usual and marks
+the recorded outputs as a *custom rule region* of the graph (``Graph.custom``): the
+user's rule, traced into a graph of its own, replaces the derivative of the body in
+reverse and forward mode. The rule is traced with the library's ops, so derivatives
+of higher order differentiate the rule. On floats the function runs as written; an
+eager ``Value`` differentiates the body (the rule is for traced code).
+
+>>> import tracegrad as tg
+>>> @tg.custom_vjp
+... def safe_norm(x, y):
+...     return tg.sqrt(x * x + y * y)
+>>> _ = safe_norm.defvjp(lambda g, out, x, y: (g * x / out, g * y / out))
+>>> tg.grad(safe_norm, argnums=(0, 1))(3.0, 4.0)
+(0.6, 0.8)
+"""
+import functools
+
+from .errors import TracingError
+from .ir import Graph, evaluate
+from .pytree import flatten, num_leaves, unflatten
+from .tracing import Tracer, trace_flat
+
+
+class _Custom:
+    kind = None
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"custom_{self.kind} takes a function, got {type(fn).__name__}")
+        self.fn, self.rule, self._in_rule = fn, None, False
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args):
+        leaves, in_tree = flatten(args)
+        if self._in_rule or not any(isinstance(x, Tracer) for x in leaves):
+            return self.fn(*args)  # floats, Values, or a call from inside its own rule
+        if self.rule is None:
+            raise TypeError(f"{self.__name__} has no rule yet: call .def{self.kind}(rule) before using it")
+        body, out_tree, captured = trace_flat(self.fn, args)
+        if captured:
+            raise TracingError(
+                f"{self.__name__} (a custom_{self.kind} function) uses a traced value that is not one of "
+                "its arguments; pass that value as an argument so that the rule can see it")
+        rule = self._rule_graph(body, in_tree, out_tree, args)
+        region = (self.kind, body.inputs, body.outputs, rule)
+        marked = Graph(body.nodes, body.inputs, body.outputs, body.names, (region,))
+        return unflatten(out_tree, evaluate(marked, leaves))
+
+    def _rule_graph(self, body, in_tree, out_tree, args):
+        n = len(body.inputs)
+
+        def rule(*flat):
+            primals = unflatten(in_tree, flat[:n])
+            result = self._call_rule(body, out_tree, primals, flat[:n], flat[n:])
+            return [0.0 if r is None else r for r in result]
+        extra = [0.0] * (n if self.kind == "jvp" else len(body.outputs))
+        self._in_rule = True
+        try:
+            return trace_flat(rule, [*flatten(args)[0], *extra])[0]
+        finally:
+            self._in_rule = False
+
+    def __repr__(self):
+        return f"<tracegrad.custom_{self.kind} {self.__name__!r}>"
+
+
+def _leaves_like(value, tree, what):
+    """The leaves of ``value``, which must have the structure ``tree`` (None: all zero)."""
+    if value is None:
+        return [None] * num_leaves(tree)
+    leaves, got = flatten(value)
+    if got != tree:
+        raise TypeError(f"{what} returned a value of structure {got}, expected {tree}")
+    return leaves
+
+
+class custom_vjp(_Custom):
+    """A function with a user-defined reverse-mode rule, set with ``defvjp``.
+
+    ``rule(g, out, *args)`` gets the cotangent ``g`` (the structure of the output),
+    the output and the arguments, and returns one cotangent per argument (a tuple;
+    None for a zero). Forward mode uses the same rule, one output at a time.
+    """
+
+    kind = "vjp"
+
+    def defvjp(self, rule):
+        """Set the reverse-mode rule; returns it, so it can be used as a decorator."""
+        if not callable(rule):
+            raise TypeError(f"defvjp takes a function rule(g, out, *args), got {type(rule).__name__}")
+        self.rule = rule
+        return rule
+
+    def _call_rule(self, body, out_tree, primals, flat_args, cts):
+        out = unflatten(out_tree, evaluate(body, list(flat_args)))
+        result = self.rule(unflatten(out_tree, cts), out, *primals)
+        if len(primals) == 1 and not isinstance(result, (tuple, list)):
+            result = (result,)
+        if not isinstance(result, (tuple, list)) or len(result) != len(primals):
+            raise TypeError(f"the vjp rule of {self.__name__} must return a tuple with one cotangent "
+                            f"per argument ({len(primals)}), got {result!r:.80}")
+        leaves = []
+        for r, a in zip(result, primals):
+            leaves += _leaves_like(r, flatten(a)[1], f"the vjp rule of {self.__name__}")
+        return leaves
+
+
+class custom_jvp(_Custom):
+    """A function with a user-defined forward-mode rule, set with ``defjvp``.
+
+    ``rule(primals, tangents)`` gets two tuples (one entry per argument) and returns
+    ``(primal_out, tangent_out)`` as in JAX; ``tangent_out`` has the output's structure
+    and ``primal_out`` is not used (the value is the body's). Reverse mode uses the
+    rule's transpose (the rule must be linear in the tangents, as every jvp is).
+
+    >>> import tracegrad as tg
+    >>> f = tg.custom_jvp(lambda x: tg.sin(x))
+    >>> f.defjvp(lambda primals, tangents: (tg.sin(primals[0]), tg.cos(primals[0]) * tangents[0]))
+    >>> tg.grad(f)(0.0), tg.jvp(f, (0.0,), (2.0,))
+    (1.0, (0.0, 2.0))
+    """
+
+    kind = "jvp"
+
+    def defjvp(self, rule):
+        """Set the forward-mode rule ``rule(primals, tangents) -> (primal_out, tangent_out)``."""
+        if not callable(rule):
+            raise TypeError(f"defjvp takes a function rule(primals, tangents), got {type(rule).__name__}")
+        self.rule = rule
+
+    def _call_rule(self, body, out_tree, primals, flat_args, tangents):
+        in_tree = flatten(primals)[1]
+        result = self.rule(tuple(primals), tuple(unflatten(in_tree, tangents)))
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError(f"the jvp rule of {self.__name__} must return (primal_out, tangent_out), "
+                            f"got {result!r:.80}")
+        return _leaves_like(result[1], out_tree, f"the jvp rule of {self.__name__}")
+
+
+__all__ = ["custom_vjp", "custom_jvp"]
