@@ -8,7 +8,7 @@ import tracegrad as tg
 from conftest import same_float
 from op_table import OPS
 
-BACKENDS = ["interp", "python"]
+BACKENDS = ["interp", "python", "llvm"]
 
 
 def as_points(points):

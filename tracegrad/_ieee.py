@@ -69,19 +69,3 @@ def sign(x):
         return 1.0
     return -1.0 if x < 0.0 else 0.0
 
-
-def powc(x, p):
-    """``x ** p`` for a constant p, as PyTorch computes it: p = 0.5 is sqrt, p = 2 is x*x, ..."""
-    if p == 2.0:
-        return x * x
-    if p == 3.0:
-        return x * x * x
-    if p == 0.5:
-        return sqrt(x)
-    if p == -0.5:
-        return div(1.0, sqrt(x))
-    if p == -1.0:
-        return div(1.0, x)
-    if p == -2.0:
-        return div(1.0, x * x)
-    return pow(x, p)

@@ -156,11 +156,28 @@ DIV = defop("div", 2, _ieee.div,
 NEG = defop("neg", 1, lambda x: -x,
             vjp=lambda g, out, x: (-g,),
             sympy=lambda sp, x: -x, source="-{0}")
-POWC = defop("powc", 1, _ieee.powc, has_param=True,  # x ** p, p a constant
+def _powc(x, p):
+    """``x ** p`` for a constant p, as PyTorch computes it: p = 0.5 is sqrt, p = 2 is x*x, ..."""
+    if p == 2.0:
+        return x * x
+    if p == 3.0:
+        return x * x * x
+    if p == 0.5:
+        return sqrt(x)
+    if p == -0.5:
+        return div(1.0, sqrt(x))
+    if p == -1.0:
+        return div(1.0, x)
+    if p == -2.0:
+        return div(1.0, x * x)
+    return bind(POW, x, p)
+
+
+POWC = defop("powc", 1, _powc, has_param=True,  # x ** p, p a constant
              vjp=lambda g, out, x, p: (None,) if p == 0.0 else (g * (p * bind(POWC, x, param=p - 1.0)),),
              sympy=lambda sp, x, p: x ** (sp.Integer(int(p)) if p.is_integer() else sp.Float(p)),
              jvp=lambda ts, out, x, p: None if p == 0.0 else ts[0] * (p * bind(POWC, x, param=p - 1.0)),
-             lower=lambda x, p: pow(x, p))
+             lower=_powc)
 POW = defop("pow", 2, _ieee.pow,  # x ** y, both traced
             vjp=lambda g, out, x, y: (
                 where(y == 0.0, 0.0, g * (y * pow(x, y - 1.0))),

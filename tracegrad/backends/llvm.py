@@ -338,10 +338,25 @@ def _target_machine(level=OPT_LEVEL):
     return target.create_target_machine(cpu=_CPU, features=_FEATURES, opt=level, jit=True)
 
 
+def _code_version():
+    """A hash of the code that decides what a graph compiles to (op table, lowering, templates)."""
+    from .. import ops
+    from ..transforms import lower as lowering
+    digest = hashlib.sha256()
+    for module in (ops, lowering, __import__(__name__, fromlist=["_"])):
+        with open(module.__file__, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+_CODE_VERSION = _code_version()
+
+
 def cache_key(graph):
-    """What a cached object file must have been built for: graph, compiler, host and options."""
+    """What a cached object file must have been built for: graph, code, compiler, host and options."""
     host = hashlib.sha256(f"{_CPU} {_FEATURES}".encode()).hexdigest()[:16]
-    return f"{graph.fingerprint} llvmlite-{llvmlite.__version__} {host} O{OPT_LEVEL} chunk{CHUNK}"
+    return (f"{graph.fingerprint} tracegrad-{_CODE_VERSION} llvmlite-{llvmlite.__version__} {host} "
+            f"O{OPT_LEVEL} chunk{CHUNK}")
 
 
 def object_code(text):

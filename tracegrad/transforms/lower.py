@@ -3,8 +3,7 @@
 The walk is the usual replay loop: ops in ``keep`` are re-bound as they are, the others
 are replaced by their ``lower`` rule; a rule may use other derived ops (softplus uses
 maximum), so the walk repeats until only kept ops remain. A constant parameter
-(``powc``'s exponent) reaches the rule as a traced constant, so ``powc`` lowers to a
-``pow`` node rather than to itself.
+(``powc``'s exponent) reaches the rule as a float.
 
 >>> import tracegrad as tg
 >>> print(lower(tg.trace(lambda x: tg.relu(x), 1.0), keep={"where", "lt"}))
@@ -42,6 +41,6 @@ def _lower_once(graph, keep):
                 if op in keep:
                     env.append(bind(spec, *ins, param=param))
                 else:
-                    extra = (b.tracer(b.const(param)),) if spec.has_param else ()
+                    extra = (param,) if spec.has_param else ()
                     env.append(spec.lower(*ins, *extra))
         return b.graph([b.node_of(env[o]) for o in graph.outputs], graph.names)
