@@ -82,12 +82,29 @@ class custom_vjp(_Custom):
     ``rule(g, out, *args)`` gets the cotangent ``g`` (the structure of the output),
     the output and the arguments, and returns one cotangent per argument (a tuple;
     None for a zero). Forward mode uses the same rule, one output at a time.
+
+    >>> import tracegrad as tg
+    >>> @tg.custom_vjp
+    ... def norm(x, y):
+    ...     return tg.sqrt(x * x + y * y)
+    >>> _ = norm.defvjp(lambda g, out, x, y: (g * x / out, g * y / out))
+    >>> tg.grad(norm, argnums=(0, 1))(3.0, 4.0)
+    (0.6, 0.8)
     """
 
     kind = "vjp"
 
     def defvjp(self, rule):
-        """Set the reverse-mode rule; returns it, so it can be used as a decorator."""
+        """Set the reverse-mode rule; returns it, so it can be used as a decorator.
+
+        >>> import tracegrad as tg
+        >>> double = tg.custom_vjp(lambda x: 2.0 * x)
+        >>> @double.defvjp
+        ... def rule(g, out, x):
+        ...     return (2.0 * g,)
+        >>> tg.grad(double)(1.0)
+        2.0
+        """
         if not callable(rule):
             raise TypeError(f"defvjp takes a function rule(g, out, *args), got {type(rule).__name__}")
         self.rule = rule

@@ -10,6 +10,17 @@ class TracingError(Exception):
     """Raised when a traced function does something that cannot be recorded.
 
     Example: ``if x > 0:`` on a traced ``x`` raises it; use ``tg.where(x > 0, a, b)``.
+
+    >>> import tracegrad as tg
+    >>> def f(x):
+    ...     return x if x > 0 else -x
+    >>> try:
+    ...     tg.grad(f)(1.0)
+    ... except tg.TracingError as e:
+    ...     print("use tg.where" in str(e))
+    True
+    >>> tg.grad(lambda x: tg.where(x > 0, x, -x))(1.0)
+    1.0
     """
 
 

@@ -24,13 +24,21 @@ def _mean(losses):
 
 
 def mse_loss(preds, targets):
-    """Mean of ``(pred - target) ** 2``."""
+    """Mean of ``(pred - target) ** 2``.
+
+    >>> mse_loss([1.0, 2.0], [0.0, 0.0])
+    2.5
+    """
     preds, targets = _pairs(preds, targets, "mse_loss")
     return _mean([(p - t) ** 2 for p, t in zip(preds, targets)])
 
 
 def hinge_loss(scores, targets):
-    """Mean of ``relu(1 - target * score)``, targets in {-1, +1}: micrograd's max-margin loss."""
+    """Mean of ``relu(1 - target * score)``, targets in {-1, +1}: micrograd's max-margin loss.
+
+    >>> hinge_loss([0.5, -2.0], [1.0, -1.0])
+    0.25
+    """
     scores, targets = _pairs(scores, targets, "hinge_loss")
     return _mean([ops.relu(1.0 + -t * s) for s, t in zip(scores, targets)])
 

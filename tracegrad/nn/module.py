@@ -18,7 +18,14 @@ _NAMES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "linear": "Linea
 
 
 class Module:
-    """Base class: ``parameters()`` (a list of Values, in a fixed order), ``zero_grad()``, state."""
+    """Base class: ``parameters()`` (a list of Values, in a fixed order), ``zero_grad()``, state.
+
+    >>> model = MLP(2, [2, 1], seed=0)
+    >>> state = model.state_dict()
+    >>> state["module"], len(state["parameters"])
+    ('MLP', 9)
+    >>> model.load_state_dict(state)
+    """
 
     def zero_grad(self):
         for p in self.parameters():
@@ -110,6 +117,12 @@ class Neuron(Module):
     ``nonlin`` is micrograd's switch (ReLU or linear); ``activation`` names one of
     ``relu``, ``tanh``, ``sigmoid``, ``linear``. Without ``seed`` / ``rng`` (a
     ``random.Random``) the weights come from the ``random`` module, as in micrograd.
+
+    >>> n = Neuron(2, activation="tanh", seed=0)
+    >>> n, len(n.parameters())
+    (TanhNeuron(2), 3)
+    >>> -1.0 < n([1.0, 2.0]).data < 1.0
+    True
     """
 
     def __init__(self, nin, nonlin=True, activation=None, seed=None, rng=None):
@@ -137,7 +150,14 @@ class Neuron(Module):
 
 
 class Layer(Module):
-    """``nout`` neurons on the same inputs; one output is returned bare, as in micrograd."""
+    """``nout`` neurons on the same inputs; one output is returned bare, as in micrograd.
+
+    >>> layer = Layer(2, 3, seed=0)
+    >>> layer
+    Layer of [ReLUNeuron(2), ReLUNeuron(2), ReLUNeuron(2)]
+    >>> len(layer([1.0, 2.0]))
+    3
+    """
 
     def __init__(self, nin, nout, **kwargs):
         rng = _rng(kwargs.pop("seed", None), kwargs.pop("rng", None))

@@ -17,7 +17,14 @@ from ..ops import sqrt
 
 
 class Optimizer:
-    """Common part: parameters (or None for a recipe), the lr schedule, the step count."""
+    """Common part: parameters (or None for a recipe), the lr schedule, the step count.
+
+    >>> recipe = SGD(lr=lambda k: 0.1 / (1 + k), momentum=0.9)   # no parameters: a recipe
+    >>> recipe.learning_rate(1)
+    0.05
+    >>> sorted(recipe.hyperparameters())
+    ['lr', 'momentum', 'weight_decay']
+    """
 
     def __init__(self, params, lr):
         if not (callable(lr) or isinstance(lr, (int, float))) or isinstance(lr, bool):
@@ -77,7 +84,15 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """``v = momentum * v + (grad + weight_decay * p)``; ``p -= lr * v`` (PyTorch's SGD)."""
+    """``v = momentum * v + (grad + weight_decay * p)``; ``p -= lr * v`` (PyTorch's SGD).
+
+    >>> from tracegrad import Value
+    >>> p = Value(1.0)
+    >>> p.grad = 0.5
+    >>> SGD([p], lr=0.1).step()
+    >>> p.data
+    0.95
+    """
 
     _HYPER = ("lr", "momentum", "weight_decay")
     _STATE = 1  # velocity
@@ -96,7 +111,15 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction, computed in PyTorch's order of operations."""
+    """Adam with bias correction, computed in PyTorch's order of operations.
+
+    >>> from tracegrad import Value
+    >>> p = Value(1.0)
+    >>> p.grad = 0.5
+    >>> Adam([p], lr=0.1).step()      # the first step moves each parameter by about lr
+    >>> round(p.data, 6)
+    0.9
+    """
 
     _HYPER = ("lr", "betas", "eps", "weight_decay")
     _STATE = 2  # first and second moments

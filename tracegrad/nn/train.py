@@ -18,6 +18,11 @@ def train(model, X, Y, loss_fn=mse_loss, epochs=100, lr=0.01, optimizer=None):
     ``optimizer`` is an eager optimizer, a recipe (``SGD(lr=...)``, bound here to the
     model's parameters) or None for ``SGD(lr=lr)``. Each step runs with the cyclic
     garbage collector paused: a Value graph is freed by reference counting alone.
+
+    >>> from tracegrad.nn import MLP
+    >>> history = train(MLP(1, [(4, "tanh"), 1], seed=0), [[0.0], [1.0]], [0.0, 1.0], epochs=50, lr=0.1)
+    >>> len(history), history[-1] < history[0]
+    (50, True)
     """
     if optimizer is None:
         optimizer = SGD(lr=lr)
