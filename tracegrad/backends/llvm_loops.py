@@ -126,7 +126,7 @@ def fit_source(sample, update, n_params, width=None):
     vt, slot, splat, reduce = _vector_helpers(e, width)
     e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{NO} x {vt}]",
       f"%uin = alloca [{S + 4} x {vt}]", f"%uout = alloca [{S + 1} x {vt}]",
-      f"%g = alloca [{padded} x double], align 64", "%k = alloca i64", "store i64 0, ptr %k")
+      f"%g = alloca [{padded} x double], align 64", f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
     with e.loop("gz", padded) as i:  # the padding parameters get a zero gradient
         e(f"%gz.p = getelementptr double, ptr %g, i64 {i}", "store double 0.0, ptr %gz.p")
     lane_ids = "<" + ", ".join(f"i64 {j}" for j in range(width)) + ">"
@@ -135,10 +135,13 @@ def fit_source(sample, update, n_params, width=None):
           "%ord = getelementptr i64, ptr %order, i64 %ep.off", "%h = getelementptr double, ptr %hist, i64 %ep.h",
           "%h1 = getelementptr double, ptr %h, i64 1", "%h2 = getelementptr double, ptr %h, i64 2",
           "store double 0.0, ptr %h", "store double 0.0, ptr %h1", "store double 0.0, ptr %h2")
-        with e.loop("pp", P) as i:  # sum of squared parameters at the epoch's start (the L2 term)
-            e(f"%pp.p = getelementptr double, ptr %params, i64 {i}", "%pp.x = load double, ptr %pp.p",
-              "%pp.xx = fmul double %pp.x, %pp.x", "%pp.s = load double, ptr %h2",
-              "%pp.t = fadd double %pp.s, %pp.xx", "store double %pp.t, ptr %h2")
+        e(f"store {vt} zeroinitializer, ptr %sq")
+        with e.loop("pp", padded, width) as i:  # sum of squared parameters at the epoch's start (the L2 term)
+            e(f"%pp.p = getelementptr double, ptr %params, i64 {i}", f"%pp.x = load {vt}, ptr %pp.p, align 8",
+              f"%pp.xx = fmul {vt} %pp.x, %pp.x", f"%pp.s = load {vt}, ptr %sq",
+              f"%pp.t = fadd {vt} %pp.s, %pp.xx", f"store {vt} %pp.t, ptr %sq")
+        e(f"%sq.v = load {vt}, ptr %sq")
+        e(f"store double {reduce('sq.r', '%sq.v')}, ptr %h2")
         with e.loop("b", "%n", "%batch") as start:
             e(f"%b.rest = sub i64 %n, {start}", "%b.short = icmp slt i64 %b.rest, %batch",
               "%m = select i1 %b.short, i64 %b.rest, i64 %batch", "%mlast = sub i64 %m, 1",
