@@ -76,9 +76,9 @@ def double(x):
 
 
 def lanes():
-    """SIMD width in doubles for the host: AVX-512 -> 8, AVX2 -> 4, SSE2 -> 2, else 1."""
+    """SIMD width in doubles for the host: AVX-512 -> 8, AVX2 -> 4, SSE2 or NEON -> 2, else 1."""
     features = llvm.get_host_cpu_features()
-    for flag, width in (("avx512f", 8), ("avx2", 4), ("sse2", 2)):
+    for flag, width in (("avx512f", 8), ("avx2", 4), ("sse2", 2), ("neon", 2)):
         if features.get(flag):
             return width
     return 1
