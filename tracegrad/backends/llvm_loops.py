@@ -15,16 +15,16 @@ True
 """
 import contextlib
 import ctypes
-import hashlib
-import os
+import threading
 
 import numpy as np
 
 from ..transforms.lower import lower
 from . import llvm
-from .cache import cache_dir, read_entry, write_entry
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+_loaded = {}                   # (module text, level) -> (engine, entry point), oldest first
+_lock = threading.Lock()
 
 
 class _Emitter:
@@ -228,9 +228,15 @@ class FitLoop:
         self.width = llvm.lanes() if width is None else width
         self.padded = -(-n_params // self.width) * self.width
         self.source = fit_source(sample, update, n_params, self.width)
-        self._engine = llvm.load(llvm.cached_object(self.source, level, passes=False))
-        self._fn = ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR)(
-            self._engine.get_function_address("fit"))
+        key = (self.source, level)
+        with _lock:
+            if key not in _loaded:  # a new Trainer of the same model and data shape reuses the code
+                engine = llvm.load(llvm.cached_object(self.source, level, passes=False))
+                _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR,
+                                                        _I64, _PTR)(engine.get_function_address("fit"))
+                while len(_loaded) > 32:
+                    _loaded.pop(next(iter(_loaded)))
+            self._engine, self._fn = _loaded[key]
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
         n = data.shape[1]

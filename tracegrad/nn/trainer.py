@@ -55,6 +55,8 @@ class Trainer:
             raise TypeError(f"optimizer must be tg.nn.SGD(...) or tg.nn.Adam(...), got {optimizer!r}")
         if not (isinstance(l2, (int, float)) and l2 >= 0):
             raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
+        if backend not in (None, "llvm"):
+            raise ValueError(f"the Trainer compiles its training run with llvm; got backend={backend!r}")
         self.model, self.l2, self.backend = model, float(l2), backend
         self.params = model.parameters()
         self.state = None      # optimizer state, one array per state variable
