@@ -125,3 +125,30 @@ def test_fit_loop_checks_its_buffers():
         loop(params, state, data, order, 0, 3, 51, lr, 0, hist)
     with pytest.raises(TypeError, match="float64"):
         loop(params, state, data.astype(np.float32), order, 0, 3, 1, lr, 0, hist)
+
+
+def f(x, y):
+    return tg.tanh(x * y + tg.sin(x)) * tg.exp(-y * y / 2) + tg.log(1 + x * x) + x ** y
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_vmap_in_lanes_matches_torch(monkeypatch, width):
+    import importlib
+    import torch
+    vmap_module = importlib.import_module("tracegrad.vmap")
+    monkeypatch.setattr(vmap_module, "LANE_ROWS", 1)
+    monkeypatch.setattr(vmap_module, "PARALLEL_ROWS", 10)  # two threads, split at a whole group
+    monkeypatch.setattr("tracegrad.backends.llvm_lanes", lambda: width)
+    rng = np.random.default_rng(width)
+    xs, ys = rng.uniform(0.1, 2.0, size=(2, 203))  # 203 rows: a tail at every width
+    xs[:4] = [0.0, np.inf, np.nan, 1e300]
+    gx, gy = tg.vmap(tg.grad(f, argnums=(0, 1)))(xs, ys)
+    x, y = (torch.tensor(a, requires_grad=True) for a in (xs, ys))
+    (torch.tanh(x * y + torch.sin(x)) * torch.exp(-y * y / 2) + torch.log(1 + x * x) + x ** y).sum().backward()
+    np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, y.grad.numpy(), rtol=1e-12, atol=1e-15)
+    # strided and broadcast inputs take the other lane loads
+    pairs = np.stack([xs, ys], axis=1)[4:]
+    out = tg.vmap(lambda p, c: f(p[0], p[1]) * c, in_axes=(0, None))(pairs, 2.0)
+    np.testing.assert_allclose(out, 2.0 * np.array([tg.jit(f, backend="python")(a, b) for a, b in pairs]),
+                               rtol=1e-12)
