@@ -123,7 +123,7 @@ def run_jax(X, y, layers, steps, whole_loop=False):
         compiled = train.lower(params).compile()
         compile_s = time.perf_counter() - t0
         runs = []
-        for _ in range(5):
+        for _ in range(30):
             t0 = time.perf_counter()
             out = jax.block_until_ready(compiled(params))
             runs.append((time.perf_counter() - t0) / steps)

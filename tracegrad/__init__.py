@@ -14,13 +14,20 @@ from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, po
                   sigmoid, sign, sin, softplus, sqrt, tanh, where)
 from .tracing import trace
 from .transforms.passes import optimize
-from .export import export_sympy
 from .value import Value, graph_of
 from .viz import draw
 from .vmap import vmap
 from . import nn
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """Heavy parts load on first use: ``export_sympy`` imports sympy, which ``import tracegrad`` must not."""
+    if name == "export_sympy":
+        from .export import export_sympy
+        return export_sympy
+    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
 __all__ = [
     "Function", "Graph", "TracingError", "Value", "abs", "clamp", "cos", "draw", "exp", "grad",

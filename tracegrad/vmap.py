@@ -15,6 +15,7 @@ from .api import Function, jit
 from .pytree import num_leaves
 
 PARALLEL_ROWS = 200_000   # batches at least this long run on two threads
+LANE_ROWS = 4096          # batches at least this long run in SIMD lanes (one more compile)
 _WORKERS = min(2, os.cpu_count() or 1)
 
 
@@ -108,7 +109,14 @@ def vmap(fn, in_axes=0):
         if len(inputs) != len(graph.inputs):
             raise ValueError(f"vmap: the rows give {len(inputs)} floats, the function takes {len(graph.inputs)}")
         out = np.empty((max(len(graph.outputs), 1), n))
-        RowCall(kernel, inputs, [(out, n * j, 1) for j in range(len(graph.outputs))])(n)
+        outputs = [(out, n * j, 1) for j in range(len(graph.outputs))]
+        width = backends.llvm_lanes()
+        lanes = n - n % width if n >= LANE_ROWS else 0
+        if lanes:  # whole groups of rows in SIMD lanes, the rest one by one
+            from .backends.llvm_loops import RowMap
+            kinds = [1 if stride == 1 else 0 if stride == 0 else None for _, _, stride in inputs]
+            RowCall(RowMap(graph, kinds, width), inputs, outputs)(lanes)
+        RowCall(kernel, inputs, outputs)(n, lanes)
         return _unflatten_columns(out_tree, iter(out[:len(graph.outputs)]), n)
     return mapped
 
@@ -146,7 +154,8 @@ def _run_rows(kernel, buffers, n, start=0):
     if n - start < PARALLEL_ROWS or _WORKERS == 1:
         kernel.rows(*buffers, start, n)
         return
-    half = (start + n) // 2
+    width = getattr(kernel, "width", 1)  # a lane kernel splits at a whole group
+    half = start + (n - start) // 2 // width * width
     thread = threading.Thread(target=kernel.rows, args=(*buffers, half, n))
     thread.start()
     kernel.rows(*buffers, start, half)

@@ -63,6 +63,11 @@ def compile(graph, backend=None, cache_dir=None):
     return kernel
 
 
+def llvm_lanes():
+    """SIMD width (doubles) of the host, as the llvm backend's lane kernels use it."""
+    return module("llvm").lanes()
+
+
 def source(graph, backend=None):
     """The code ``backend`` generates for ``graph``, as text."""
     return module(choose(graph, backend)).source(graph)

@@ -76,9 +76,9 @@ def double(x):
 
 
 def lanes():
-    """SIMD width in doubles for the host: AVX-512 -> 8, AVX2 -> 4, SSE2 -> 2, else 1."""
+    """SIMD width in doubles for the host: AVX-512 -> 8, AVX2 -> 4, SSE2 or NEON -> 2, else 1."""
     features = llvm.get_host_cpu_features()
-    for flag, width in (("avx512f", 8), ("avx2", 4), ("sse2", 2)):
+    for flag, width in (("avx512f", 8), ("avx2", 4), ("sse2", 2), ("neon", 2)):
         if features.get(flag):
             return width
     return 1
@@ -352,28 +352,56 @@ def _code_version():
 _CODE_VERSION = _code_version()
 
 
+def _build(level):
+    """The code, compiler, host and options an object file is built with."""
+    host = hashlib.sha256(f"{_CPU} {_FEATURES}".encode()).hexdigest()[:16]
+    return f"tracegrad-{_CODE_VERSION} llvmlite-{llvmlite.__version__} {host} O{level}"
+
+
 def cache_key(graph):
     """What a cached object file must have been built for: graph, code, compiler, host and options."""
-    host = hashlib.sha256(f"{_CPU} {_FEATURES}".encode()).hexdigest()[:16]
-    return (f"{graph.fingerprint} tracegrad-{_CODE_VERSION} llvmlite-{llvmlite.__version__} {host} "
-            f"O{OPT_LEVEL} chunk{CHUNK}")
+    return f"{graph.fingerprint} {_build(OPT_LEVEL)} chunk{CHUNK}"
 
 
-def object_code(text):
-    """Compile LLVM IR text into native object code (bytes).
+def cached_object(text, level=OPT_LEVEL, passes=True):
+    """The object code of the module ``text``, from the disk cache (keyed by the text) or compiled."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:40]
+    key = f"{digest} {_build(level)} passes={passes}"
+    path = os.path.join(cache_dir("llvm"), f"m{digest}.o")
+    obj = read_entry(path, key)
+    if obj is None:
+        obj = object_code(text, level, passes)
+        write_entry(path, key, obj)
+    return obj
+
+
+def object_code(text, level=None, passes=True):
+    """Compile LLVM IR text into native object code (bytes) at optimisation ``level``.
 
     Split (large) graphs skip the optimisation passes: on them the passes cost 25x the
     code generation (2.1 s against 0.08 s for a 6,500-node gradient), for IR that
-    arrives CSE'd and folded.
+    arrives CSE'd and folded. ``passes=False`` skips them too, and only generates code
+    at ``level``.
     """
-    level = 0 if "@chunk1(" in text else OPT_LEVEL
+    if level is None:
+        level = 0 if "@chunk1(" in text else OPT_LEVEL
     with _lock:
         module = llvm.parse_assembly(text)
         module.verify()
         tm = _target_machine(level)
-        passes = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=level))
-        passes.getModulePassManager().run(module, passes)
+        if passes:
+            builder = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=level))
+            builder.getModulePassManager().run(module, builder)
         return tm.emit_object(module)
+
+
+def load(obj):
+    """An execution engine holding the object code ``obj`` (its functions live while it does)."""
+    with _lock:
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        engine.finalize_object()
+    return engine
 
 
 class Kernel:
@@ -384,11 +412,8 @@ class Kernel:
     """
 
     def __init__(self, obj, n_in, n_out, cached):
-        with _lock:
-            self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            self._engine.finalize_object()
-            k, rows = (self._engine.get_function_address(n) for n in ("k", "k_rows"))
+        self._engine = load(obj)
+        k, rows = (self._engine.get_function_address(n) for n in ("k", "k_rows"))
         self.n_in, self.n_out, self.cached = n_in, n_out, cached
         self.address, self.rows_address = k, rows
         self._k = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(k)

@@ -55,11 +55,14 @@ class Trainer:
             raise TypeError(f"optimizer must be tg.nn.SGD(...) or tg.nn.Adam(...), got {optimizer!r}")
         if not (isinstance(l2, (int, float)) and l2 >= 0):
             raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
+        if backend not in (None, "llvm"):
+            raise ValueError(f"the Trainer compiles its training run with llvm; got backend={backend!r}")
         self.model, self.l2, self.backend = model, float(l2), backend
         self.params = model.parameters()
         self.state = None      # optimizer state, one array per state variable
         self.step = 0          # optimizer steps taken, across fits
-        self._compiled = {}    # (features, target shape) -> (sample kernel, update kernel)
+        self._compiled = {}    # (features, targets, lane width) -> compiled training run
+        self._width = None     # SIMD lanes: None picks the host's (tests set 1, 2, 4, 8)
         self.history = {"loss": [], "accuracy": []}
 
     # ------------------------------------------------------------ graphs
@@ -91,12 +94,14 @@ class Trainer:
             return [p, *state]
         return trace_flat(update, [0.0] * (n_state + 4))[0]
 
-    def _graphs(self, n_features, n_targets):
-        key = (n_features, n_targets)
+    def _loop(self, n_features, n_targets):
+        """The compiled training run for this data shape (cached on the trainer)."""
+        key = (n_features, n_targets, self._width)
         if key not in self._compiled:
+            from ..backends.llvm_loops import FitLoop
             target = 0.0 if n_targets == 1 else [0.0] * n_targets
-            self._compiled[key] = (compile_graph(self._sample_graph(n_features, target), "llvm"),
-                                   compile_graph(self._update_graph(), "llvm"))
+            self._compiled[key] = FitLoop(self._sample_graph(n_features, target), self._update_graph(),
+                                          len(self.params), self._width)
         return self._compiled[key]
 
     # ------------------------------------------------------------ training
@@ -130,55 +135,51 @@ class Trainer:
         batch = n if batch_size is None else batch_size
         if not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-        data = np.ascontiguousarray(np.concatenate([X, y.reshape(n, -1)], axis=1))
-        sample_kernel, update_kernel = self._graphs(X.shape[1], data.shape[1] - X.shape[1])
-        params = np.array([p.data for p in self.params])
+        loop = self._loop(X.shape[1], y.size // n)
+        data = np.ascontiguousarray(np.concatenate([X, y.reshape(n, -1)], axis=1).T)  # one row per column
+        params = np.zeros(loop.padded)
+        params[:P] = [p.data for p in self.params]
         if self.state is None:
-            self.state = np.array([self.optimizer.init_state(p) for p in params], dtype=float).reshape(P, -1)
-        state, S = self.state, self.state.shape[1]
-        # buffers the compiled loops read and write in place
-        block = np.empty_like(data[:batch])                # the batch's samples
-        per_sample = np.empty((2 + P, batch))               # loss, correct, gradient: one row each
-        grad, lr_t = np.empty(P), np.empty(2)
-        new = np.empty((1 + S, P))
-        run_samples = RowCall(sample_kernel, [(params, j, 0) for j in range(P)] +
-                              [(block, j, block.shape[1]) for j in range(block.shape[1])],
-                              [(per_sample, batch * j, 1) for j in range(2 + P)])
-        run_update = RowCall(update_kernel, [(params, 0, 1), (grad, 0, 1)] +
-                             [(state, j, S) for j in range(S)] + [(lr_t, 0, 0), (lr_t, 1, 0)],
-                             [(new, P * j, 1) for j in range(1 + S)])
+            init = np.array([self.optimizer.init_state(p) for p in params], dtype=float).reshape(loop.padded, -1)
+            self.state = np.ascontiguousarray(init.T)
         rng = np.random.default_rng(seed)
+        if shuffle:
+            order = np.concatenate([rng.permutation(n) for _ in range(epochs)] or [np.arange(0)])
+        else:
+            order = np.arange(n)
+        per_epoch = -(-n // batch)
+        lr = np.array([self._learning_rate(self.step + k) for k in range(epochs * per_epoch)] or [0.0])
+        hist = np.zeros((max(epochs, 1), 3))
+        # one call for the whole fit, or one per epoch to update the progress bar
+        chunk = 1 if progress else max(epochs, 1)
         bar = _progress(epochs, progress)
-        history = {"loss": [], "accuracy": []}
-        for _ in range(epochs):
-            order = rng.permutation(n) if shuffle else None
-            total, correct = 0.0, 0.0
-            penalty = self.l2 * float(params @ params)  # at the epoch's start, as the eager loss sees it
-            for start in range(0, n, batch):
-                m = min(batch, n - start)
-                block[:m] = data[start:start + m] if order is None else data[order[start:start + m]]
-                run_samples(m)
-                total += per_sample[0, :m].sum()
-                correct += per_sample[1, :m].sum()
-                np.mean(per_sample[2:, :m], axis=1, out=grad)
-                lr_t[0], lr_t[1] = self._learning_rate(), self.step + 1
-                run_update(P)
-                self.step += 1
-                params[:] = new[0]
-                state[:] = new[1:].T
-            history["loss"].append(total / n + penalty)
-            history["accuracy"].append(correct / n if self.correct_fn else float("nan"))
-            bar.update(history["loss"][-1], history["accuracy"][-1])
+        for e in range(0, epochs, chunk):
+            k = min(chunk, epochs - e)
+            loop(params, self.state, data, order[e * n:] if shuffle else order, n if shuffle else 0, batch, k,
+                 lr[e * per_epoch:], self.step, hist[e:])
+            self.step += k * per_epoch
+            for row in hist[e:e + k]:
+                bar.update(*self._epoch(row, n))
         bar.close()
-        for p, v in zip(self.params, params.tolist()):
+        history = {"loss": [], "accuracy": []}
+        for row in hist[:epochs]:
+            loss, accuracy = self._epoch(row, n)
+            history["loss"].append(loss)
+            history["accuracy"].append(accuracy)
+        for p, v in zip(self.params, params[:P].tolist()):
             p.data = v
         for key in history:
             self.history[key].extend(history[key])
         return history
 
-    def _learning_rate(self):
+    def _epoch(self, row, n):
+        """An epoch's (mean loss + L2 term, accuracy) from its sums."""
+        loss_sum, correct, squares = row.tolist()
+        return loss_sum / n + self.l2 * squares, correct / n if self.correct_fn else float("nan")
+
+    def _learning_rate(self, step):
         lr = self.optimizer.lr
-        return float(lr(self.step)) if callable(lr) else float(lr)
+        return float(lr(step)) if callable(lr) else float(lr)
 
 
 def predict(model, X):

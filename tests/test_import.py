@@ -1,0 +1,34 @@
+"""``import tracegrad`` loads only what it needs: no sympy, numba, torch, graphviz, matplotlib or llvmlite."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sympy", "numba", "torch", "graphviz", "matplotlib", "llvmlite", "jax")
+
+
+def loaded_after(code):
+    probe = f"import sys\n{code}\nimport json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_import_is_light():
+    assert loaded_after("import tracegrad") & set(HEAVY) == set()
+
+
+def test_a_grad_of_a_tiny_function_stays_light():
+    loaded = loaded_after("import tracegrad as tg\nassert tg.grad(lambda x: x * x)(3.0) == 6.0")
+    assert loaded & set(HEAVY) == set()
+
+
+def test_heavy_parts_load_on_first_use():
+    assert "sympy" in loaded_after("import tracegrad as tg\ntg.export_sympy(lambda x: x * x)")
+    assert "llvmlite" in loaded_after("import tracegrad as tg\ntg.jit(lambda x: x, backend='llvm')(1.0)")
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    import tracegrad as tg
+    with pytest.raises(AttributeError, match="no attribute 'exportsympy'"):
+        tg.exportsympy

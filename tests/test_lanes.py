@@ -1,0 +1,154 @@
+"""The compiled training run at every SIMD width (1, 2, 4, 8 lanes) equals eager training."""
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad.backends import llvm
+from tracegrad.backends.llvm_loops import FitLoop
+
+WIDTHS = (1, 2, 4, 8)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    from sklearn.datasets import make_moons
+    X, y = make_moons(n_samples=100, noise=0.1, random_state=0)
+    return X, 2.0 * y - 1.0
+
+
+def eager_fit(model, X, y, loss, optimizer, l2, epochs, batch, shuffle=False, seed=None):
+    """The reference: the same epochs with Values, backward() and the eager optimizer."""
+    params = model.parameters()
+    opt = optimizer.for_parameters(params)
+    rng, n, losses = np.random.default_rng(seed), len(X), []
+    for _ in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        total = 0.0
+        penalty = l2 * sum(p.data * p.data for p in params)
+        for start in range(0, n, batch):
+            rows = order[start:start + batch]
+            sample = [loss(model(list(map(tg.Value, X[i]))), y[i]) for i in rows]
+            total += sum(s.data for s in sample)
+            objective = sum(sample) * (1.0 / len(rows)) + l2 * sum(p * p for p in params)
+            opt.zero_grad()
+            objective.backward()
+            opt.step()
+        losses.append(total / n + penalty)
+    return losses
+
+
+def trained(width, X, y, loss, optimizer, l2, epochs, batch=None, shuffle=False, seed=None, layers=(16, 16, 1)):
+    model = tg.nn.MLP(X.shape[1], list(layers), seed=3)
+    trainer = tg.nn.Trainer(model, loss=loss, optimizer=optimizer, l2=l2)
+    trainer._width = width
+    history = trainer.fit(X, y, epochs=epochs, batch_size=batch, shuffle=shuffle, seed=seed, progress=False)
+    return [p.data for p in model.parameters()], history
+
+
+SCHEDULE = tg.nn.SGD(lr=lambda k: 1.0 - 0.9 * k / 100)
+ADAM = tg.nn.Adam(lr=0.01, weight_decay=0.01)
+
+
+@pytest.fixture(scope="module")
+def eager_moons(moons):
+    X, y = moons
+    twin = tg.nn.MLP(2, [16, 16, 1], seed=3)
+    losses = eager_fit(twin, X, y, lambda s, t: tg.relu(1.0 + -t * s), SCHEDULE, 1e-4, epochs=2, batch=100)
+    return [p.data for p in twin.parameters()], losses
+
+
+@pytest.fixture(scope="module")
+def tail_data():
+    # 23 samples in batches of 10: every width meets a partial group, padding lanes must not count
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(23, 3))
+    y = np.tanh(X[:, 0] - X[:, 1] * X[:, 2])
+    twin = tg.nn.MLP(3, [(5, "tanh"), 1], seed=3)
+    losses = eager_fit(twin, X, y, lambda s, t: (s - t) ** 2, ADAM, 1e-3, epochs=3, batch=10, shuffle=True, seed=9)
+    return X, y, [p.data for p in twin.parameters()], losses
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_full_batch_sgd_equals_eager(moons, eager_moons, width):
+    X, y = moons
+    params, history = trained(width, X, y, "hinge", SCHEDULE, 1e-4, epochs=2)
+    np.testing.assert_allclose(params, eager_moons[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(history["loss"], eager_moons[1], rtol=1e-12)
+    assert history["accuracy"][0] == np.mean(np.sign(tg.nn.MLP(2, [16, 16, 1], seed=3).predict(X)) == y)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_shuffled_minibatches_with_a_tail_and_adam_equal_eager(tail_data, width):
+    X, y, eager_params, eager_losses = tail_data
+    params, history = trained(width, X, y, "mse", ADAM, 1e-3, epochs=3, batch=10, shuffle=True, seed=9,
+                              layers=[(5, "tanh"), 1])
+    np.testing.assert_allclose(params, eager_params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(history["loss"], eager_losses, rtol=1e-12)
+
+
+def test_every_width_gives_the_same_training(moons):
+    X, y = moons
+    runs = [trained(w, X[:37], y[:37], "hinge", tg.nn.SGD(lr=0.3, momentum=0.9), 1e-4, epochs=5, batch=16)
+            for w in WIDTHS]
+    for params, history in runs[1:]:
+        np.testing.assert_allclose(params, runs[0][0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(history["loss"], runs[0][1]["loss"], rtol=1e-12)
+        assert history["accuracy"] == runs[0][1]["accuracy"]
+
+
+def test_one_call_per_epoch_equals_one_call_per_fit(moons, monkeypatch):
+    X, y = moons
+    quiet = trained(None, X, y, "hinge", tg.nn.SGD(lr=0.1), 0.0, epochs=4, batch=30, shuffle=True, seed=1)
+    monkeypatch.setattr("tracegrad.nn.trainer._progress.__init__", lambda self, epochs, enabled: setattr(self, "bar", None))
+    model = tg.nn.MLP(2, [16, 16, 1], seed=3)
+    trainer = tg.nn.Trainer(model, loss="hinge", optimizer=tg.nn.SGD(lr=0.1))
+    history = trainer.fit(X, y, epochs=4, batch_size=30, shuffle=True, seed=1, progress=True)
+    assert [p.data for p in model.parameters()] == quiet[0] and history == quiet[1]
+
+
+@pytest.mark.parametrize("features, width", [({"avx512f": True, "avx2": True}, 8), ({"avx2": True}, 4),
+                                             ({"sse2": True}, 2), ({"neon": True}, 2), ({}, 1)])
+def test_width_follows_the_host_cpu(monkeypatch, features, width):
+    monkeypatch.setattr(llvm.llvm, "get_host_cpu_features", lambda: features)
+    assert llvm.lanes() == width
+
+
+def test_fit_loop_checks_its_buffers():
+    sample = tg.trace(lambda p, x, t: [(p * x - t) ** 2, 0.0, 2 * (p * x - t) * x], 1.0, 1.0, 1.0)
+    update = tg.trace(lambda p, g, lr, t: [p - lr * g], 0.0, 0.0, 0.0, 0.0)
+    loop = FitLoop(sample, update, 1, width=2)
+    params, state, data = np.array([0.0, 0.0]), np.zeros((0, 2)), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]])
+    order, lr, hist = np.arange(3), np.full(50, 0.05), np.zeros((50, 3))
+    loop(params, state, data, order, 0, 3, 50, lr, 0, hist)
+    assert params[0] == pytest.approx(2.0) and hist[-1, 0] < 1e-6 < hist[0, 0]
+    with pytest.raises(ValueError, match="too short"):
+        loop(params, state, data, order, 0, 3, 51, lr, 0, hist)
+    with pytest.raises(TypeError, match="float64"):
+        loop(params, state, data.astype(np.float32), order, 0, 3, 1, lr, 0, hist)
+
+
+def f(x, y):
+    return tg.tanh(x * y + tg.sin(x)) * tg.exp(-y * y / 2) + tg.log(1 + x * x) + x ** y
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_vmap_in_lanes_matches_torch(monkeypatch, width):
+    import importlib
+    import torch
+    vmap_module = importlib.import_module("tracegrad.vmap")
+    monkeypatch.setattr(vmap_module, "LANE_ROWS", 1)
+    monkeypatch.setattr(vmap_module, "PARALLEL_ROWS", 10)  # two threads, split at a whole group
+    monkeypatch.setattr("tracegrad.backends.llvm_lanes", lambda: width)
+    rng = np.random.default_rng(width)
+    xs, ys = rng.uniform(0.1, 2.0, size=(2, 203))  # 203 rows: a tail at every width
+    xs[:4] = [0.0, np.inf, np.nan, 1e300]
+    gx, gy = tg.vmap(tg.grad(f, argnums=(0, 1)))(xs, ys)
+    x, y = (torch.tensor(a, requires_grad=True) for a in (xs, ys))
+    (torch.tanh(x * y + torch.sin(x)) * torch.exp(-y * y / 2) + torch.log(1 + x * x) + x ** y).sum().backward()
+    np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, y.grad.numpy(), rtol=1e-12, atol=1e-15)
+    # strided and broadcast inputs take the other lane loads
+    pairs = np.stack([xs, ys], axis=1)[4:]
+    out = tg.vmap(lambda p, c: f(p[0], p[1]) * c, in_axes=(0, None))(pairs, 2.0)
+    np.testing.assert_allclose(out, 2.0 * np.array([tg.jit(f, backend="python")(a, b) for a, b in pairs]),
+                               rtol=1e-12)

@@ -1,0 +1,355 @@
+"""Whole loops as LLVM IR around lane kernels: a training run and a row map over arrays.
+
+The per-sample graph becomes a ``<W x double>`` kernel (lane j = sample j, ``W`` from
+the host CPU), kept a separate function; a driver function written here loops over
+epochs, minibatches and groups of ``W`` samples, accumulates the gradient, loss and
+"correct" vectors (lanes past the batch's end are masked out), reduces them, and runs
+the optimizer's update kernel over groups of ``W`` parameters. One ctypes call then
+runs a whole ``fit``; no Python runs between steps.
+
+>>> import tracegrad as tg
+>>> text = fit_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 0.0, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
+...                   tg.trace(lambda p, g, lr, t: [p - lr * g], 0.0, 0.0, 0.0, 0.0), n_params=1, width=4)
+>>> "define void @fit(" in text and "call void @sample(" in text
+True
+"""
+import contextlib
+import ctypes
+import threading
+
+import numpy as np
+
+from ..transforms.lower import lower
+from . import llvm
+
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+_loaded = {}                   # what a module was built from -> (engine, entry point), oldest first
+_lock = threading.Lock()
+
+
+class _Emitter:
+    """Lines of one LLVM function, with counted loops that track the current block."""
+
+    def __init__(self):
+        self.lines, self.block = [], "entry"
+
+    def __call__(self, *lines):
+        self.lines.extend("  " + line for line in lines)
+
+    def label(self, name):
+        self.lines.append(f"{name}:")
+        self.block = name
+
+    @contextlib.contextmanager
+    def loop(self, name, stop, step=1, start="0"):
+        """``for %name in range(start, stop, step)``: the body is what the ``with`` block emits."""
+        before = self.block
+        self(f"br label %{name}.cond")
+        self.label(f"{name}.cond")
+        phi = len(self.lines)
+        self.lines.append(None)
+        self(f"%{name}.done = icmp sge i64 %{name}, {stop}",
+             f"br i1 %{name}.done, label %{name}.exit, label %{name}.body")
+        self.label(f"{name}.body")
+        yield f"%{name}"
+        self(f"%{name}.next = add i64 %{name}, {step}", f"br label %{name}.cond")
+        self.lines[phi] = f"  %{name} = phi i64 [ {start}, %{before} ], [ %{name}.next, %{self.block} ]"
+        self.label(f"{name}.exit")
+
+
+def _vector_helpers(e, width):
+    """``slot(buffer, index)``, ``splat(name, scalar)`` and friends over ``<width x double>``."""
+    vt = f"<{width} x double>"
+
+    def slot(name, buffer, index):
+        e(f"%{name} = getelementptr {vt}, ptr {buffer}, i64 {index}")
+        return f"%{name}"
+
+    def splat(name, scalar):
+        e(f"%{name}.i = insertelement {vt} poison, double {scalar}, i64 0",
+          f"%{name} = shufflevector {vt} %{name}.i, {vt} poison, <{width} x i32> zeroinitializer")
+        return f"%{name}"
+
+    def reduce(name, vector):
+        e(f"%{name} = call double @llvm.vector.reduce.fadd.v{width}f64(double -0.0, {vt} {vector})")
+        return f"%{name}"
+    return vt, slot, splat, reduce
+
+
+def sample_kernel(graph, n_params, width):
+    """``void @sample(ptr %p, ptr %x, ptr %acc, mask)``: one group of samples, accumulated.
+
+    ``%p`` holds the ``n_params`` parameters as plain doubles (broadcast to every lane),
+    ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); each
+    output's lanes where ``mask`` is set are added to the vectors at ``%acc``.
+    """
+    ty = llvm._types(width)
+    t, b = ty["t"], ty["b"]
+
+    def load(i):
+        index = graph.nodes[i][2]
+        if index >= n_params:
+            return [f"%x{i} = getelementptr {t}, ptr %x, i64 {index - n_params}", f"%v{i} = load {t}, ptr %x{i}"]
+        lines = [f"%x{i} = getelementptr double, ptr %p, i64 {index}"]
+        if width == 1:
+            return lines + [f"%v{i} = load double, ptr %x{i}"]
+        return lines + [f"%s{i} = load double, ptr %x{i}", f"%i{i} = insertelement {t} poison, double %s{i}, i64 0",
+                        f"%v{i} = shufflevector {t} %i{i}, {t} poison, <{width} x i32> zeroinitializer"]
+
+    body, names = llvm.kernel_body(graph, width, load)
+    for k, o in enumerate(graph.outputs):
+        value = names.get(o) or llvm._operand(graph, o, width, load, names, body)
+        body += [f"%a{k} = getelementptr {t}, ptr %acc, i64 {k}", f"%b{k} = load {t}, ptr %a{k}",
+                 f"%c{k} = select {b} %mask, {t} {value}, {t} {ty['zero']}", f"%d{k} = fadd {t} %b{k}, %c{k}",
+                 f"store {t} %d{k}, ptr %a{k}"]
+    return "\n".join([f"define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %acc, {b} %mask) #1 {{",
+                      *["  " + line for line in body], "  ret void", "}"])
+
+
+def fit_source(sample, update, n_params, width=None):
+    """The LLVM module text of a training run (see ``FitLoop``) for these two graphs.
+
+    ``sample``: inputs parameters, features, targets; outputs loss, correct flag, one
+    gradient per parameter. ``update``: inputs parameter, gradient, state..., lr, step;
+    outputs parameter, state....
+    """
+    width = llvm.lanes() if width is None else width
+    P, C = n_params, len(sample.inputs) - n_params
+    S = len(update.inputs) - 4
+    NO = len(sample.outputs)
+    if NO != 2 + P or len(update.outputs) != 1 + S:
+        raise ValueError("fit_source: the sample graph must output loss, flag and one gradient per parameter")
+    padded = -(-P // width) * width
+    kernels = [sample_kernel(lower(sample, llvm.CORE), P, width),
+               llvm.function_text(lower(update, llvm.CORE), "update", width, internal=True, attrs="#0")]
+    e = _Emitter()
+    vt, slot, splat, reduce = _vector_helpers(e, width)
+    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{NO} x {vt}]",
+      f"%uin = alloca [{S + 4} x {vt}]", f"%uout = alloca [{S + 1} x {vt}]",
+      f"%g = alloca [{padded} x double], align 64", f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
+    with e.loop("gz", padded) as i:  # the padding parameters get a zero gradient
+        e(f"%gz.p = getelementptr double, ptr %g, i64 {i}", "store double 0.0, ptr %gz.p")
+    lane_ids = "<" + ", ".join(f"i64 {j}" for j in range(width)) + ">"
+    with e.loop("ep", "%epochs") as ep:
+        e(f"%ep.off = mul i64 {ep}, %ostride", f"%ep.h = mul i64 {ep}, 3",
+          "%ord = getelementptr i64, ptr %order, i64 %ep.off", "%h = getelementptr double, ptr %hist, i64 %ep.h",
+          "%h1 = getelementptr double, ptr %h, i64 1", "%h2 = getelementptr double, ptr %h, i64 2",
+          "store double 0.0, ptr %h", "store double 0.0, ptr %h1", "store double 0.0, ptr %h2")
+        e(f"store {vt} zeroinitializer, ptr %sq")
+        with e.loop("pp", padded, width) as i:  # sum of squared parameters at the epoch's start (the L2 term)
+            e(f"%pp.p = getelementptr double, ptr %params, i64 {i}", f"%pp.x = load {vt}, ptr %pp.p, align 8",
+              f"%pp.xx = fmul {vt} %pp.x, %pp.x", f"%pp.s = load {vt}, ptr %sq",
+              f"%pp.t = fadd {vt} %pp.s, %pp.xx", f"store {vt} %pp.t, ptr %sq")
+        e(f"%sq.v = load {vt}, ptr %sq")
+        e(f"store double {reduce('sq.r', '%sq.v')}, ptr %h2")
+        with e.loop("b", "%n", "%batch") as start:
+            e(f"%b.rest = sub i64 %n, {start}", "%b.short = icmp slt i64 %b.rest, %batch",
+              "%m = select i1 %b.short, i64 %b.rest, i64 %batch", "%mlast = sub i64 %m, 1",
+              "%mf = sitofp i64 %m to double")
+            with e.loop("z", NO) as i:
+                e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
+            with e.loop("grp", "%m", width) as g:
+                e(f"%lane.i = insertelement <{width} x i64> poison, i64 {g}, i64 0",
+                  f"%lane.s = shufflevector <{width} x i64> %lane.i, <{width} x i64> poison, <{width} x i32> zeroinitializer",
+                  f"%lane.m = insertelement <{width} x i64> poison, i64 %m, i64 0",
+                  f"%lane.ms = shufflevector <{width} x i64> %lane.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
+                  f"%lane.ix = add <{width} x i64> %lane.s, {lane_ids}",
+                  f"%mask = icmp slt <{width} x i64> %lane.ix, %lane.ms")
+                for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
+                    e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
+                      f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
+                      f"%op{j} = getelementptr i64, ptr %ord, i64 %pos{j}", f"%idx{j} = load i64, ptr %op{j}")
+                for c in range(C):
+                    previous = "poison"
+                    for j in range(width):
+                        e(f"%a{c}.{j} = add i64 %idx{j}, %coff{c}", f"%d{c}.{j}.p = getelementptr double, ptr %data, i64 %a{c}.{j}",
+                          f"%d{c}.{j} = load double, ptr %d{c}.{j}.p",
+                          f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
+                        previous = f"%col{c}.{j}"
+                    e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
+                mask = llvm._types(width)["b"]
+                if width == 1:
+                    e("%mask1 = extractelement <1 x i1> %mask, i64 0")
+                e(f"call void @sample(ptr %params, ptr %kin, ptr %acc, {mask} %mask{'1' if width == 1 else ''})")
+            for k, target in ((0, "%h"), (1, "%h1")):  # loss and correct sums of the epoch
+                e(f"%t{k}.v = load {vt}, ptr {slot(f't{k}.p', '%acc', k)}")
+                e(f"%t{k}.o = load double, ptr {target}", f"%t{k}.n = fadd double %t{k}.o, {reduce(f't{k}.r', f'%t{k}.v')}",
+                  f"store double %t{k}.n, ptr {target}")
+            with e.loop("rd", P) as i:  # mean gradient of the batch
+                e(f"%rd.i = add i64 {i}, 2")
+                e(f"%rd.v = load {vt}, ptr {slot('rd.p', '%acc', '%rd.i')}")
+                e(f"%rd.m = fdiv double {reduce('rd.s', '%rd.v')}, %mf",
+                  f"%rd.q = getelementptr double, ptr %g, i64 {i}", "store double %rd.m, ptr %rd.q")
+            e("%kk = load i64, ptr %k", "%lr.p = getelementptr double, ptr %lr, i64 %kk",
+              "%lr.x = load double, ptr %lr.p", "%t.i = add i64 %kk, %step0", "%t.j = add i64 %t.i, 1",
+              "%t.x = sitofp i64 %t.j to double")
+            e(f"store {vt} {splat('lr.v', '%lr.x')}, ptr {slot('lr.q', '%uin', S + 2)}",
+              f"store {vt} {splat('t.v', '%t.x')}, ptr {slot('t.q', '%uin', S + 3)}")
+            with e.loop("u", padded, width) as q:
+                arrays = [("%params", 0), ("%g", 0)] + [("%state", s * padded) for s in range(S)]
+                for a, (base, offset) in enumerate(arrays):
+                    e(f"%u{a}.o = add i64 {q}, {offset}", f"%u{a}.p = getelementptr double, ptr {base}, i64 %u{a}.o",
+                      f"%u{a}.x = load {vt}, ptr %u{a}.p, align 8", f"store {vt} %u{a}.x, ptr {slot(f'u{a}.q', '%uin', a)}")
+                e("call void @update(ptr %uin, ptr %uout, ptr null)")
+                for a, (base, offset) in enumerate(arrays):
+                    if a == 1:
+                        continue
+                    r = 0 if a == 0 else a - 1
+                    e(f"%w{a}.x = load {vt}, ptr {slot(f'w{a}.q', '%uout', r)}",
+                      f"store {vt} %w{a}.x, ptr %u{a}.p, align 8")
+            e("%kn = add i64 %kk, 1", "store i64 %kn, ptr %k")
+    e("ret void")
+    body = [f"  %coff{c} = mul i64 %n, {c}" for c in range(C)] + e.lines  # column offsets in %data
+    text = "\n\n".join(kernels)
+    return "\n".join([
+        f"; Generated by tracegrad: a training run over {P} parameters in {width} lanes; do not edit.",
+        text, "",
+        "define void @fit(ptr noalias %params, ptr noalias %state, ptr noalias %data, ptr noalias %order, "
+        "i64 %ostride, i64 %n, i64 %batch, i64 %epochs, ptr noalias %lr, i64 %step0, ptr noalias %hist) #0 {",
+        "entry:", *body, "}", "",
+        *llvm.declarations(text),
+        f"declare double @llvm.vector.reduce.fadd.v{width}f64(double, <{width} x double>)",
+        "attributes #0 = { nounwind }", "attributes #1 = { nounwind noinline }", ""])
+
+
+class FitLoop:
+    """A compiled training run of ``fit_source``, called once per fit (or per epoch).
+
+    ``loop(params, state, data, order, ostride, batch, epochs, lr, step0, hist)``:
+    ``params`` (``padded`` floats) and ``state`` (``(S, padded)``) are updated in
+    place; ``data`` is ``(columns, n)``, features then targets; epoch ``e`` visits the
+    samples ``order[e * ostride:][:n]`` (int64) in minibatches of ``batch``; ``lr``
+    holds one learning rate per step; step numbers start at ``step0 + 1``; ``hist``
+    (``(epochs, 3)``) receives each epoch's loss sum, correct count and sum of squared
+    parameters at its start.
+    """
+
+    def __init__(self, sample, update, n_params, width=None, level=2):
+        self.width = llvm.lanes() if width is None else width
+        self.padded = -(-n_params // self.width) * self.width
+        self.source = fit_source(sample, update, n_params, self.width)
+        key = ("fit", self.source, level)
+        with _lock:
+            if key not in _loaded:  # a new Trainer of the same model and data shape reuses the code
+                engine = llvm.load(llvm.cached_object(self.source, level, passes=False))
+                _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR,
+                                                        _I64, _PTR)(engine.get_function_address("fit"))
+                while len(_loaded) > 32:
+                    _loaded.pop(next(iter(_loaded)))
+            self._engine, self._fn = _loaded[key]
+
+    def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
+        n = data.shape[1]
+        for a in (params, state, data, lr, hist):
+            if a.dtype != np.float64 or not a.flags.c_contiguous:
+                raise TypeError("FitLoop needs C-contiguous float64 arrays")
+        steps = epochs * -(-n // batch)
+        if (order.dtype != np.int64 or order.size < (epochs - 1) * ostride + n or hist.size < 3 * epochs
+                or lr.size < steps or batch < 1):
+            raise ValueError("FitLoop: order, lr or hist too short for the epochs asked")
+        if params.shape != (self.padded,) or state.shape[-1:] != (self.padded,):
+            raise ValueError(f"FitLoop: params and state rows must have {self.padded} entries")
+        self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
+                 batch, epochs, lr.ctypes.data, step0, hist.ctypes.data)
+
+
+def map_source(graph, kinds, width):
+    """``void @map(ptr %ins, ptr %istr, ptr %outs, i64 %start, i64 %stop)``: rows in groups of ``width``.
+
+    Input j is read at ``ins[j][r * istr[j]]``: ``kinds[j]`` is ``1`` (contiguous: one
+    vector load), ``0`` (broadcast: a splat) or ``None`` (any stride: lane by lane).
+    Output j is written contiguously at ``outs[j][r]``. ``stop - start`` must be a
+    multiple of ``width``.
+    """
+    e = _Emitter()
+    vt, slot, splat, _ = _vector_helpers(e, width)
+    n_in, n_out = len(graph.inputs), len(graph.outputs)
+    e(f"%kin = alloca [{max(n_in, 1)} x {vt}]", f"%kout = alloca [{max(n_out, 1)} x {vt}]")
+    for j in range(n_in):
+        e(f"%ip{j} = getelementptr ptr, ptr %ins, i64 {j}", f"%in{j} = load ptr, ptr %ip{j}",
+          f"%sp{j} = getelementptr i64, ptr %istr, i64 {j}", f"%st{j} = load i64, ptr %sp{j}")
+    for m in range(n_out):
+        e(f"%op{m} = getelementptr ptr, ptr %outs, i64 {m}", f"%out{m} = load ptr, ptr %op{m}")
+    with e.loop("r", "%stop", width, "%start") as r:
+        for j, kind in enumerate(kinds):
+            if kind == 1:
+                e(f"%x{j}.p = getelementptr double, ptr %in{j}, i64 {r}", f"%x{j} = load {vt}, ptr %x{j}.p, align 8")
+            elif kind == 0:
+                e(f"%x{j}.s = load double, ptr %in{j}")
+                splat(f"x{j}", f"%x{j}.s")
+            else:
+                previous = "poison"
+                for lane in range(width):
+                    e(f"%x{j}.r{lane} = add i64 {r}, {lane}", f"%x{j}.o{lane} = mul i64 %x{j}.r{lane}, %st{j}",
+                      f"%x{j}.p{lane} = getelementptr double, ptr %in{j}, i64 %x{j}.o{lane}",
+                      f"%x{j}.s{lane} = load double, ptr %x{j}.p{lane}",
+                      f"%x{j}.v{lane} = insertelement {vt} {previous}, double %x{j}.s{lane}, i64 {lane}")
+                    previous = f"%x{j}.v{lane}"
+                e(f"%x{j} = bitcast {vt} {previous} to {vt}")
+            e(f"store {vt} %x{j}, ptr {slot(f'x{j}.q', '%kin', j)}")
+        e("call void @lane(ptr %kin, ptr %kout, ptr null)")
+        for m in range(n_out):
+            e(f"%y{m} = load {vt}, ptr {slot(f'y{m}.q', '%kout', m)}")
+            e(f"%y{m}.p = getelementptr double, ptr %out{m}, i64 {r}", f"store {vt} %y{m}, ptr %y{m}.p, align 8")
+    e("ret void")
+    kernel, vector_math = _vector_math(llvm.function_text(lower(graph, llvm.CORE), "lane", width, internal=True,
+                                                          attrs="#1"), width)
+    return "\n".join([f"; Generated by tracegrad: a row map in {width} lanes; do not edit.", kernel, "",
+                      "define void @map(ptr noalias %ins, ptr noalias %istr, ptr noalias %outs, i64 %start, "
+                      "i64 %stop) #0 {", "entry:", *e.lines, "}", "",
+                      *[d for d in llvm.declarations(kernel) if "@_ZGV" not in d], *vector_math,
+                      "attributes #0 = { nounwind }", "attributes #1 = { nounwind noinline }", ""])
+
+
+_ISA = {8: "e", 4: "d", 2: "b"}   # x86 vector ABI letter of glibc's libmvec: AVX-512, AVX2, SSE
+_MATH = {"exp": "llvm.exp", "log": "llvm.log", "sin": "llvm.sin", "cos": "llvm.cos", "pow": "llvm.pow",
+         "tanh": "tanh", "log1p": "log1p"}
+
+
+def _libmvec():
+    try:
+        return ctypes.CDLL("libmvec.so.1")
+    except OSError:
+        return None
+
+
+def _vector_math(text, width):
+    """Calls to glibc's vectorised libm (libmvec, within 4 ulp) in place of lane-by-lane libm calls.
+
+    Returns the new text and the declarations it needs; unchanged where libmvec is missing.
+    """
+    lib, isa, declares = _libmvec(), _ISA.get(width), []
+    if lib is None or isa is None:
+        return text, declares
+    vt = f"<{width} x double>"
+    for base, callee in _MATH.items():
+        symbol = f"_ZGV{isa}N{width}{'vv' if base == 'pow' else 'v'}_{base}"
+        old = f"@{callee}.v{width}f64(" if callee.startswith("llvm.") else f"@{callee}.v{width}("
+        if old not in text or not hasattr(lib, symbol):
+            continue
+        llvm.llvm.add_symbol(symbol, ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value)
+        text = text.replace(old, f"@{symbol}(")
+        declares.append(f"declare {vt} @{symbol}({', '.join([vt] * (2 if base == 'pow' else 1))})")
+    return text, declares
+
+
+class RowMap:
+    """The compiled ``map_source`` for a graph: ``rows(ins, istr, outs, start, stop)`` like ``Kernel.rows``."""
+
+    def __init__(self, graph, kinds, width=None):
+        self.width = llvm.lanes() if width is None else width
+        key = ("map", graph.fingerprint, tuple(kinds), self.width)
+        with _lock:
+            if key not in _loaded:
+                engine = llvm.load(llvm.cached_object(map_source(graph, kinds, self.width), 2, passes=False))
+                _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _I64, _I64)(
+                    engine.get_function_address("map"))
+                while len(_loaded) > 32:
+                    _loaded.pop(next(iter(_loaded)))
+            self._engine, self._fn = _loaded[key]
+
+    def rows(self, ins, istr, outs, ostr, start, stop):
+        """Rows ``start:stop`` (a multiple of ``width`` apart); the outputs' strides ``ostr`` must be 1."""
+        if (stop - start) % self.width or (ostr != 1).any():
+            raise ValueError(f"RowMap runs whole groups of {self.width} rows into contiguous outputs")
+        self._fn(ins.ctypes.data, istr.ctypes.data, outs.ctypes.data, start, stop)
