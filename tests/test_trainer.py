@@ -162,3 +162,11 @@ def test_moons_example_runs(tmp_path, monkeypatch):
     assert accuracy == 1.0
     assert (tmp_path / "moons_decision_boundary.png").stat().st_size > 1000
     assert (tmp_path / "moons_loss.png").stat().st_size > 1000
+
+
+def test_moons_example_data_equals_sklearn():
+    from sklearn.datasets import make_moons
+    make_data = runpy.run_path("examples/moons.py")["make_data"]
+    X, y = make_data()
+    Xs, ys = make_moons(n_samples=100, noise=0.1, random_state=0)
+    assert np.array_equal(X, Xs) and np.array_equal(y, 2.0 * ys - 1.0)

@@ -8,6 +8,7 @@ from .api import Function, grad, jit, jvp, value_and_grad, vjp
 from .check import check_grads
 from .custom import custom_jvp, custom_vjp
 from .derivatives import hessian, hvp, jacfwd, jacobian, jacrev
+from .export import export_sympy
 from .errors import TracingError
 from .ir import Graph
 from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, pow, relu,
@@ -21,13 +22,6 @@ from . import nn
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name):
-    """Heavy parts load on first use: ``export_sympy`` imports sympy, which ``import tracegrad`` must not."""
-    if name == "export_sympy":
-        from .export import export_sympy
-        return export_sympy
-    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
 __all__ = [
     "Function", "Graph", "TracingError", "Value", "abs", "clamp", "cos", "draw", "exp", "grad",

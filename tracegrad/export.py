@@ -6,10 +6,7 @@ x*y + sin(x)
 >>> tg.export_sympy(tg.grad(lambda x, y: x * y + tg.sin(x)))
 y + cos(x)
 """
-import sympy as sp
-
 from .api import Function, jit
-from .backends.sympy import symbols_for, sympy_exprs
 
 
 def export_sympy(fn, *example_args, cse=False):
@@ -27,6 +24,8 @@ def export_sympy(fn, *example_args, cse=False):
     """
     if not callable(fn):
         raise TypeError(f"export_sympy takes a function, got {type(fn).__name__}")
+    import sympy as sp  # imported here: `import tracegrad` must not load sympy
+    from .backends.sympy import symbols_for, sympy_exprs
     function = fn if isinstance(fn, Function) else jit(fn)
     if example_args:
         function._entry(tuple(example_args))
