@@ -45,10 +45,11 @@ def base_dir():
 def cache_dir(subdir):
     """The directory for ``subdir`` artefacts, created if needed."""
     global _fallback
-    path = os.path.join(base_dir(), subdir)
+    base = base_dir()
+    path = os.path.join(base, subdir)
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        if os.access(path, os.W_OK) and private(path):
+        if os.access(path, os.W_OK) and private(base) and private(path):
             return path
     except OSError:
         pass
