@@ -64,6 +64,10 @@ CASES = [
     # arrays of the wrong dtype
     ("array of strings", lambda: tg.grad(lambda x: x[0])(np.array(["a"])), TypeError, "dtype=float"),
     ("array of complex", lambda: tg.jit(lambda x: x[0])(np.array([1j])), TypeError, "dtype=float"),
+    ("vmap of complex", lambda: tg.vmap(square)(np.array([1 + 2j, 3j])), TypeError, "dtype=float"),
+    ("vmap of numeric strings", lambda: tg.vmap(square)(np.array(["1.5", "2"])), TypeError, "dtype=float"),
+    ("vmap of a nested complex", lambda: tg.vmap(lambda t: t[1]["k"][0])([[], {"k": np.array([1j])}]),
+     TypeError, "dtype=float"),
     ("vmap over a scalar", lambda: tg.vmap(square)(1.0), TypeError, "it is a scalar"),
     # results that are not floats
     ("function returns None", lambda: tg.jit(lambda x: None)(1.0), TypeError, "convert it to float"),
