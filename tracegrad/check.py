@@ -6,6 +6,7 @@
 import math
 
 from .api import jit
+from .errors import check_arguments
 from .derivatives import jacfwd, jacrev
 from .pytree import flatten, leaf_names, unflatten
 from .tracing import parameter_names
@@ -38,6 +39,7 @@ def check_grads(fn, args, order=1, modes=("rev", "fwd"), atol=1e-6, rtol=1e-5, e
         raise ValueError(f"modes must be a non-empty subset of ('rev', 'fwd'), got {modes!r}")
     if not isinstance(args, (tuple, list)):
         raise TypeError("check_grads takes the arguments as a tuple: tg.check_grads(f, (x, y))")
+    check_arguments(fn, tuple(args))
     leaves, tree = flatten(tuple(args))
     names = leaf_names(tree[1], parameter_names(fn, len(args)))
 

@@ -1,4 +1,6 @@
-"""Error types of tracegrad and the helper that points at the user's source line."""
+"""Error types of tracegrad, the helper that points at the user's source line, and the
+check that a traced function can take its arguments."""
+import inspect
 import os
 import sys
 import linecache
@@ -35,3 +37,28 @@ def user_location():
     line = linecache.getline(filename, lineno).strip()
     where = f"{os.path.basename(filename)}:{lineno}"
     return f"{where} (`{line}`)" if line else where
+
+
+def check_arguments(fn, args):
+    """Raise a ``TypeError`` naming ``fn`` and its parameters if ``fn(*args)`` cannot bind.
+
+    Run before tracing, so that a wrong number of arguments is reported as such, not as
+    an error from inside the trace. Functions whose signature is unknown pass.
+
+    >>> def f(x, y): return x * y
+    >>> check_arguments(f, (1.0,))
+    Traceback (most recent call last):
+    ...
+    TypeError: f(x, y) was called with 1 argument: missing a required argument: 'y'; pass one value (a float or a pytree of floats) per parameter, positionally
+    """
+    try:
+        signature = inspect.signature(fn, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args)
+    except TypeError as e:
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        count = f"{len(args)} argument" + ("" if len(args) == 1 else "s")
+        raise TypeError(f"{name}{str(signature):.200} was called with {count}: {e}; pass one value "
+                        "(a float or a pytree of floats) per parameter, positionally") from None

@@ -6,6 +6,8 @@ x*y + sin(x)
 >>> tg.export_sympy(tg.grad(lambda x, y: x * y + tg.sin(x)))
 y + cos(x)
 """
+import inspect
+
 from .api import Function, jit
 
 
@@ -27,6 +29,9 @@ def export_sympy(fn, *example_args, cse=False):
     import sympy as sp  # imported here: `import tracegrad` must not load sympy
     from .backends.sympy import symbols_for, sympy_exprs
     function = fn if isinstance(fn, Function) else jit(fn)
+    if not example_args and _takes_varargs(fn):
+        raise TypeError("export_sympy of a function with *args needs example arguments: "
+                        "tg.export_sympy(f, 1.0, 2.0)")
     if example_args:
         function._entry(tuple(example_args))
     graph = function.graph
@@ -34,3 +39,11 @@ def export_sympy(fn, *example_args, cse=False):
     if cse:
         return sp.cse(exprs)
     return exprs[0] if len(exprs) == 1 else sp.Matrix(exprs)
+
+
+def _takes_varargs(fn):
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind == p.VAR_POSITIONAL for p in parameters)

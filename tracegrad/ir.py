@@ -116,7 +116,8 @@ class Graph:
                     raise ValueError(f"node {i} ({op}) refers to {a!r}, which is not an earlier node")
             if spec.has_param != isinstance(param, float):
                 raise ValueError(f"node {i} ({op}) has a wrong param {param!r}")
-        if [self.nodes[i][2] for i in self.inputs] != list(range(len(self.inputs))) or \
+        if not all(isinstance(i, int) and 0 <= i < len(self.nodes) for i in self.inputs) or \
+                [self.nodes[i][2] for i in self.inputs] != list(range(len(self.inputs))) or \
                 positions != set(range(len(self.inputs))):
             raise ValueError("inputs must list the input nodes in order of their positions")
         for o in self.outputs:
@@ -130,6 +131,10 @@ class Graph:
             if kind not in ("vjp", "jvp") or not all(isinstance(i, int) and 0 <= i < len(self.nodes)
                                                      for i in nodes):
                 raise ValueError(f"malformed custom rule region {(kind, ins, outs)!r}")
+            shape = (2 * len(ins), len(outs)) if kind == "jvp" else (len(ins) + len(outs), len(ins))
+            if not isinstance(rule, Graph) or (len(rule.inputs), len(rule.outputs)) != shape:
+                raise ValueError(f"the rule of custom region {(kind, ins, outs)!r} must be a graph of "
+                                 f"{shape[0]} inputs and {shape[1]} outputs")
             rule.verify()
         return self
 
@@ -159,12 +164,14 @@ class Graph:
         """Parse and validate JSON from ``to_json``; anything malformed is a ``ValueError``."""
         try:
             data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as e:
-            raise ValueError(f"not a JSON graph: {e}") from None
+        except (TypeError, json.JSONDecodeError, RecursionError) as e:
+            raise ValueError(f"not a JSON graph: {type(e).__name__}: {e}") from None
         return cls._from_data(data)
 
     @classmethod
-    def _from_data(cls, data):
+    def _from_data(cls, data, depth=0):
+        if depth > 32:
+            raise ValueError("custom rules are nested more than 32 deep")
         if not isinstance(data, dict) or data.get("format") != "tracegrad.graph" or data.get("version") != 1:
             raise ValueError("not a tracegrad graph (expected format 'tracegrad.graph', version 1)")
         try:
@@ -177,12 +184,13 @@ class Graph:
                 elif op != "input" and param is not None:
                     raise ValueError(f"param {param!r} of a {op} node must be a hex float or null")
                 nodes.append((op, tuple(args), param))
-            custom = tuple((kind, tuple(ins), tuple(outs), cls._from_data(rule))
+            custom = tuple((kind, tuple(ins), tuple(outs), cls._from_data(rule, depth + 1))
                            for kind, ins, outs, rule in data.get("custom", ()))
             graph = cls(tuple(nodes), tuple(data["inputs"]), tuple(data["outputs"]),
                         tuple(data.get("names", ())), custom)
         except (KeyError, TypeError, ValueError, OverflowError) as e:
-            raise ValueError(f"malformed graph JSON: {e}") from None
+            message = str(e) if str(e).startswith("malformed graph JSON") else f"malformed graph JSON: {e}"
+            raise ValueError(message) from None
         return graph.verify()
 
     # ------------------------------------------------------------ printing

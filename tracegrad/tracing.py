@@ -14,7 +14,7 @@ extra input of the inner graph, and replaying the inner graph feeds it back.
 import inspect
 import threading
 
-from .errors import TracingError, user_location
+from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
 from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, to_float
 from .pytree import LEAF, flatten, is_boxed, leaf_names, unflatten
@@ -141,6 +141,7 @@ def trace_flat(fn, args):
     The graph's inputs are the leaves of ``args`` followed by the captured tracers
     of enclosing traces.
     """
+    check_arguments(fn, args)
     leaves, in_tree = flatten(tuple(args))
     with new_builder() as b:
         inputs = [b.tracer(b.input()) for _ in leaves]

@@ -26,9 +26,13 @@ def _batched_leaves(x, axis, path="argument"):
     if isinstance(x, dict):
         return [a for k in sorted(x) for a in _batched_leaves(x[k], axis, f"{path}[{k!r}]")]
     try:
-        a = np.asarray(x, dtype=float)
+        a = np.asarray(x)
     except (TypeError, ValueError):
-        raise TypeError(f"vmap takes arrays of real numbers, got {type(x).__name__} at {path}") from None
+        a = np.asarray(None)
+    if a.dtype.kind not in "biuf":  # complex would lose its imaginary part, strings would be parsed
+        raise TypeError(f"vmap takes arrays of real numbers, got {type(x).__name__} of dtype {a.dtype} at "
+                        f"{path}; convert with np.asarray(x, dtype=float)")
+    a = a.astype(float)
     if axis == 0 and a.ndim == 0:
         raise TypeError(f"vmap maps over axis 0 of {path}, but it is a scalar; "
                         "pass an array, or in_axes=None for this argument to broadcast it")

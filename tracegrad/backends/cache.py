@@ -2,14 +2,18 @@
 
 The directory is, in order: the one set by ``using(path)`` (``tg.jit(f, cache_dir=...)``),
 ``$TRACEGRAD_CACHE_DIR``, ``$XDG_CACHE_HOME/tracegrad`` or ``~/.cache/tracegrad``; if that
-cannot be written, a temporary directory. Binary entries carry a header with their key
-and a SHA-256 of the payload, so a corrupt or foreign file is detected and never loaded.
+cannot be written, or others can write to it, a private temporary directory. Binary entries
+carry a header with their key and a SHA-256 of the payload, so a corrupt or foreign file
+is detected and never loaded.
 
 >>> import tempfile, os
 >>> with using(tempfile.mkdtemp()) as base:
 ...     path = write_entry(os.path.join(cache_dir("demo"), "x.bin"), "key-1", b"payload")
 ...     read_entry(path, "key-1"), read_entry(path, "key-2")
 (b'payload', None)
+
+Generated Python is never run from these files (see ``backends.python.load``), and
+numba's pickled cache files are checked against a manifest before numba reads them.
 """
 import contextlib
 import contextvars
@@ -41,18 +45,31 @@ def base_dir():
 def cache_dir(subdir):
     """The directory for ``subdir`` artefacts, created if needed."""
     global _fallback
-    path = os.path.join(base_dir(), subdir)
+    base = base_dir()
+    path = os.path.join(base, subdir)
     try:
-        os.makedirs(path, exist_ok=True)
-        if os.access(path, os.W_OK):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if os.access(path, os.W_OK) and private(base) and private(path):
             return path
     except OSError:
         pass
     if _fallback is None:
-        _fallback = tempfile.mkdtemp(prefix="tracegrad-")
+        _fallback = tempfile.mkdtemp(prefix="tracegrad-")  # mode 0700
     path = os.path.join(_fallback, subdir)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def private(path):
+    """True if ``path`` belongs to this user and nobody else can write to it.
+
+    Compiled code is loaded from the cache, so a directory that others can write is
+    not used (the checksums would not stop someone who can write the files).
+    """
+    if not hasattr(os, "getuid"):
+        return True
+    st = os.stat(path)
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _replace(path, data):

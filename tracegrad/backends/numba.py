@@ -20,10 +20,16 @@ def kernel(x0):
     return (v3,)
 <BLANKLINE>
 """
+import contextlib
+import hashlib
+import os
 import sys
+
+import numba
 
 from ..transforms.lower import lower
 from . import python
+from .cache import read_entry, write_entry
 
 CORE = frozenset({"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos",
                   "tanh", "abs", "lt", "le", "gt", "ge", "eq", "ne", "where"})
@@ -36,6 +42,40 @@ def source(graph):
 
 
 def compile(graph):
+    """The njit dispatcher, compiled for float64 inputs.
+
+    numba's own cache files (pickles, which run code when loaded) are loaded only if
+    they are the files this package recorded after writing them (a SHA-256 manifest
+    next to them, see ``cache.write_entry``); any other file there is deleted first.
+    """
     module = python.load(graph, source(graph), "numba")
     sys.modules[module.__name__] = module  # numba's cache re-imports the module of what it loads
-    return module.kernel
+    kernel = module.kernel
+    folder, manifest = kernel._cache._cache_path, f"{graph.fingerprint}.manifest"
+    path = os.path.join(folder, manifest)
+    if read_entry(path, graph.fingerprint) != _digests(folder, graph.fingerprint, manifest):
+        for name in _names(folder, graph.fingerprint, manifest):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+    kernel.compile((numba.float64,) * len(graph.inputs))
+    write_entry(path, graph.fingerprint, _digests(folder, graph.fingerprint, manifest))
+    return kernel
+
+
+def _names(folder, fingerprint, manifest):
+    try:
+        return sorted(n for n in os.listdir(folder) if n.startswith(fingerprint + ".") and n != manifest)
+    except OSError:
+        return []
+
+
+def _digests(folder, fingerprint, manifest):
+    """``name sha256`` lines for numba's cache files of one graph."""
+    lines = []
+    for name in _names(folder, fingerprint, manifest):
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                lines.append(f"{name} {hashlib.sha256(f.read()).hexdigest()}\n")
+        except OSError:
+            pass
+    return "".join(lines).encode()

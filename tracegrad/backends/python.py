@@ -16,8 +16,9 @@ def kernel(x0, x1):
     return (v3,)
 <BLANKLINE>
 """
-import importlib.util
+import builtins
 import os
+import types
 
 from ..ir import literal
 from ..ops import TABLE
@@ -56,11 +57,16 @@ def source(graph, header=HEADER, decorator=""):
 
 
 def load(graph, text, subdir):
-    """Write ``text`` to ``<cache>/<subdir>/<fingerprint>.py`` and import it as a module."""
+    """Write ``text`` to ``<cache>/<subdir>/<fingerprint>.py`` and run ``text`` as that module.
+
+    What runs is ``text`` itself, compiled here, never the file or a cached bytecode
+    (``.pyc``) of it: the file is there for tracebacks, ``inspect.getsource`` and numba's
+    cache, so a file changed on disk cannot inject code.
+    """
     path = write_text(os.path.join(cache_dir(subdir), graph.fingerprint + ".py"), text)
-    spec = importlib.util.spec_from_file_location(f"tracegrad_{subdir}_{graph.fingerprint[:16]}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = types.ModuleType(f"tracegrad_{subdir}_{graph.fingerprint[:16]}")
+    mod.__file__ = path
+    exec(builtins.compile(text, path, "exec"), mod.__dict__)
     return mod
 
 

@@ -185,6 +185,12 @@ class MLP(Module):
     """
 
     def __init__(self, nin, nouts, seed=None, rng=None):
+        if not isinstance(nin, int) or isinstance(nin, bool):
+            raise TypeError(f"nin (the number of inputs) must be an int, got {type(nin).__name__} {nin!r:.40}")
+        if nin < 1:
+            raise ValueError(f"nin (the number of inputs) must be at least 1, got {nin!r}")
+        if not isinstance(nouts, (list, tuple)) or not nouts:
+            raise ValueError(f"nouts must be a non-empty list of layer sizes, e.g. [16, 16, 1], got {nouts!r}")
         rng = _rng(seed, rng)
         sizes, kinds = [], []
         for i, spec in enumerate(nouts):

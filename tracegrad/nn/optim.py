@@ -29,6 +29,8 @@ class Optimizer:
     def __init__(self, params, lr):
         if not (callable(lr) or isinstance(lr, (int, float))) or isinstance(lr, bool):
             raise TypeError(f"lr must be a number or a function of the step number, got {lr!r}")
+        if not callable(lr) and not lr >= 0.0:
+            raise ValueError(f"lr must be >= 0 (as in PyTorch), got {lr!r}")
         self.params = None if params is None else list(params)
         self.state = None  # per parameter, once stepping eagerly
         self.lr = lr
