@@ -149,8 +149,6 @@ def rss_mb():
 
 @pytest.mark.bench
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.xfail(reason="llvmlite's new pass builder leaks ~80 KB of native memory per compile "
-                          "(backends/llvm.py object_code); see docs/robustness.md")
 def test_thousands_of_compiled_functions_hold_bounded_memory():
     marks = {}
     for k in range(1, 3001):
