@@ -129,6 +129,8 @@ def test_bce_losses_train(loss):
     (np.zeros((3, 2)), np.array([0.0, np.inf, 1.0]), "finite"),
     (np.zeros(3), np.zeros(3), "2-D"),
     (np.zeros((0, 2)), np.zeros(0), "empty"),
+    (np.array([["1", "2"]]), np.zeros(1), "real numbers"),
+    (np.zeros((1, 2)), np.array([1 + 2j]), "real numbers"),
 ])
 def test_bad_data_is_a_value_error_before_compiling(X, y, message):
     model = tg.nn.MLP(2, [1], seed=0)

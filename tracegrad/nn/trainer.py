@@ -29,6 +29,15 @@ LOSSES = {
 }
 
 
+def _real_array(a, name):
+    """``a`` as a float64 array; numbers only (bool, int, float), else a ValueError that says so."""
+    kind = np.asarray(a).dtype.kind if not isinstance(a, np.ndarray) else a.dtype.kind
+    if kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got an array of dtype kind {kind!r}; "
+                         f"convert it with np.asarray({name}, dtype=float)")
+    return np.asarray(a, dtype=float)
+
+
 class Trainer:
     """Train ``model`` with compiled epochs.
 
@@ -107,8 +116,7 @@ class Trainer:
     # ------------------------------------------------------------ training
 
     def _check(self, X, y):
-        X = np.asarray(X, dtype=float) if not isinstance(X, np.ndarray) or X.dtype != float else X
-        y = np.asarray(y, dtype=float)
+        X, y = _real_array(X, "X"), _real_array(y, "y")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (samples x features), got shape {X.shape}")
         if len(X) == 0:
