@@ -8,8 +8,9 @@ imports only its own library; both start from the same weights
 (``random.seed(1337)``), so the losses must agree. A third run pauses Python's
 cyclic garbage collector around each tracegrad step, as a reference for what the
 collector costs. The runs alternate, ``--rounds`` times, since the machine may be
-shared; the table gives the median over rounds of each run's median step time,
-and the median of the per-round ratios to micrograd.
+shared; the table gives, over rounds, the median of each run's median step time and
+of its mean step time (which counts the collector's rare full collections), and the
+median of the per-round ratios to micrograd.
 
     python benchmarks/eager_moons.py [--steps 20] [--rounds 3]
 """
@@ -69,7 +70,7 @@ def run(name, steps):
         gc.enable()
         times.append(time.perf_counter() - start)
         losses.append(total_loss.data)
-    return {"median": statistics.median(times), "best": min(times), "losses": losses}
+    return {"median": statistics.median(times), "mean": statistics.mean(times), "losses": losses}
 
 
 def main():
@@ -88,15 +89,17 @@ def main():
                                  capture_output=True, text=True, check=True).stdout
             results[name].append(json.loads(out))
     base = results["micrograd"]
-    print(f"{args.rounds} rounds of {args.steps} steps; per round: median step, ratio to micrograd")
+    print(f"{args.rounds} rounds of {args.steps} steps; ratios to micrograd in the same round")
+    print(f"{'':34s} {'median step':>12s} {'x':>6s} {'mean step':>12s} {'x':>6s}  per round (median step, x)")
     for name, rounds in results.items():
-        ratios = [b["median"] / r["median"] for b, r in zip(base, rounds)]
         worst = max(abs(a - b) for r, b in zip(rounds, base) for a, b in zip(r["losses"], b["losses"]))
         same = "same losses" if worst == 0 else f"max loss difference {worst:.2e}"
-        each = "  ".join(f"{r['median'] * 1e3:.0f} ms x{q:.1f}" for r, q in zip(rounds, ratios))
-        print(f"{RUNS[name]:34s} step {statistics.median(r['median'] for r in rounds) * 1e3:8.1f} ms  "
-              f"x{statistics.median(ratios):5.1f}  ({each})  {same}")
-
+        cells = []
+        for stat in ("median", "mean"):
+            ratios = [b[stat] / r[stat] for b, r in zip(base, rounds)]
+            cells.append(f"{statistics.median(r[stat] for r in rounds) * 1e3:9.1f} ms x{statistics.median(ratios):5.1f}")
+        each = "  ".join(f"{r['median'] * 1e3:.0f} ms x{b['median'] / r['median']:.1f}" for r, b in zip(rounds, base))
+        print(f"{RUNS[name]:34s} {cells[0]} {cells[1]}  ({each})  {same}")
 
 if __name__ == "__main__":
     main()
