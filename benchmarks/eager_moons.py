@@ -8,14 +8,15 @@ imports only its own library; both start from the same weights
 (``random.seed(1337)``), so the losses must agree. A third run pauses Python's
 cyclic garbage collector around each tracegrad step, as a reference for what the
 collector costs. The runs alternate, ``--rounds`` times, since the machine may be
-shared; the table gives, over rounds, the median of each run's median step time and
-of its mean step time (which counts the collector's rare full collections), and the
-median of the per-round ratios to micrograd.
+shared; the table gives, over rounds, the median of each run's median and mean step
+time (the mean counts the collector's rare full collections), in wall-clock and in
+process (CPU) time, and the median of the per-round ratios to micrograd.
 
-    python benchmarks/eager_moons.py [--steps 20] [--rounds 3]
+    python benchmarks/eager_moons.py [--steps 20] [--rounds 3] [--baseline DIR]
 """
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -56,9 +57,9 @@ def run(name, steps):
         accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
         return total_loss, sum(accuracy) / len(accuracy)
 
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for k in range(steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         if name == "tracegrad-paused":
             gc.disable()
         total_loss, acc = loss()
@@ -69,37 +70,50 @@ def run(name, steps):
             p.data -= learning_rate * p.grad
         gc.enable()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
         losses.append(total_loss.data)
-    return {"median": statistics.median(times), "mean": statistics.mean(times), "losses": losses}
+    return {"median": statistics.median(times), "mean": statistics.mean(times),
+            "cpu median": statistics.median(cpu_times), "cpu mean": statistics.mean(cpu_times), "losses": losses}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time the tracegrad package found in DIR (an older version, say)")
     parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run(args.child, args.steps)))
         return
-    results = {name: [] for name in RUNS}
+    runs = [(name, label, None) for name, label in RUNS.items()]
+    if args.baseline:
+        runs.insert(2, ("tracegrad", f"tracegrad in {os.path.basename(os.path.abspath(args.baseline))}",
+                        os.path.abspath(args.baseline)))
+    results = {label: [] for _, label, _ in runs}
     for _ in range(args.rounds):
-        for name in RUNS:
+        for name, label, path in runs:
+            env = dict(os.environ)
+            if path:
+                env["PYTHONPATH"] = os.pathsep.join([path] + [p for p in [env.get("PYTHONPATH")] if p])
             out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child", name],
-                                 capture_output=True, text=True, check=True).stdout
-            results[name].append(json.loads(out))
-    base = results["micrograd"]
-    print(f"{args.rounds} rounds of {args.steps} steps; ratios to micrograd in the same round")
-    print(f"{'':34s} {'median step':>12s} {'x':>6s} {'mean step':>12s} {'x':>6s}  per round (median step, x)")
+                                 capture_output=True, text=True, check=True, env=env).stdout
+            results[label].append(json.loads(out))
+    base = results[RUNS["micrograd"]]
+    stats = ("median", "mean", "cpu median", "cpu mean")
+    print(f"{args.rounds} rounds of {args.steps} steps; x: the median over rounds of the ratio to "
+          "micrograd in the same round; cpu: process time, steadier on a shared machine")
+    print(f"{'ms per step':34s}" + "".join(f"{stat:>12s} {'x':>5s}" for stat in stats))
     for name, rounds in results.items():
         worst = max(abs(a - b) for r, b in zip(rounds, base) for a, b in zip(r["losses"], b["losses"]))
-        same = "same losses" if worst == 0 else f"max loss difference {worst:.2e}"
-        cells = []
-        for stat in ("median", "mean"):
-            ratios = [b[stat] / r[stat] for b, r in zip(base, rounds)]
-            cells.append(f"{statistics.median(r[stat] for r in rounds) * 1e3:9.1f} ms x{statistics.median(ratios):5.1f}")
-        each = "  ".join(f"{r['median'] * 1e3:.0f} ms x{b['median'] / r['median']:.1f}" for r, b in zip(rounds, base))
-        print(f"{RUNS[name]:34s} {cells[0]} {cells[1]}  ({each})  {same}")
+        cells = "".join(f"{statistics.median(r[stat] for r in rounds) * 1e3:12.1f} "
+                        f"{statistics.median(b[stat] / r[stat] for b, r in zip(base, rounds)):5.1f}"
+                        for stat in stats)
+        print(f"{name:34s}{cells}  " + ("same losses" if worst == 0 else f"losses differ by {worst:.1e}"))
+    print("median step per round (ms): " + "; ".join(
+        f"{name} " + " ".join(f"{r['median'] * 1e3:.0f}" for r in rounds) for name, rounds in results.items()))
+
 
 if __name__ == "__main__":
     main()
