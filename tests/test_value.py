@@ -1,17 +1,20 @@
 """The eager Value: micrograd's own tests (import changed only), every operator against
-PyTorch float64, accumulation, a million-node chain, numpy scalars, graph_of."""
+PyTorch float64, accumulation, a million-node chain, numpy scalars, graph_of, the
+node layout (one object per node), random graphs against PyTorch and a recursive order."""
+import gc
 import math
 import sys
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import tracegrad as tg
 from tracegrad import Value
 from tracegrad.backends import compile as compile_graph
 from tracegrad.ir import evaluate
-from tracegrad.value import gc_paused
+from tracegrad.value import _topological_order, gc_paused
 
 
 # ---------------------------------------------------------------- micrograd's test/test_engine.py
@@ -128,6 +131,11 @@ UNARY = [
     ("rmul", lambda v: 3 * v, lambda t: 3 * t),
     ("rdiv", lambda v: 3 / v, lambda t: 3 / t),
     ("div", lambda v: v / 4, lambda t: t / 4),
+    ("log1p", lambda v: v.log1p(), torch.log1p),
+    ("softplus", lambda v: v.softplus(), torch.nn.functional.softplus),
+    ("tg.relu", tg.relu, torch.relu),
+    ("tg.tanh", tg.tanh, torch.tanh),
+    ("tg.sign", tg.sign, torch.sign),
     ("self_ops", lambda v: v * v - v / (v + 10.0), lambda t: t * t - t / (t + 10.0)),
 ]
 POINTS = [-2.5, -1.0, -0.0, 0.0, 0.3, 1.0, 4.0, 50.0]
@@ -297,3 +305,141 @@ def test_graph_of_rejects_bad_inputs():
     with pytest.raises(TypeError, match="Values"):
         tg.graph_of(y, inputs=[1.0])
     assert tg.graph_of(y, inputs=[Value(1.0, label="bad label")]).input_names() == ["x0"]
+
+
+# ---------------------------------------------------------------- ops of three arguments
+
+TERNARY = [
+    ("where", tg.where, lambda c, a, b: torch.where(c != 0, a, b), [(1.0, 2.0, -3.0), (0.0, 2.0, -3.0),
+                                                                  (math.nan, 0.5, 4.0), (-0.0, 1.5, 2.5)]),
+    ("clamp", lambda x, lo, hi: x.clamp(lo, hi) if isinstance(x, Value) else tg.clamp(x, lo, hi),
+     torch.clamp, [(-2.0, -1.0, 1.0), (0.3, -1.0, 1.0), (5.0, -1.0, 1.0), (0.0, -0.5, 2.0)]),
+]
+
+
+@pytest.mark.parametrize("name, vfn, tfn, points", TERNARY, ids=[t[0] for t in TERNARY])
+@pytest.mark.parametrize("boxed", [(True, True, True), (True, False, False), (False, True, False),
+                                   (False, False, True), (True, False, True)])
+def test_ternary_ops_with_values_or_constants_in_every_position(name, vfn, tfn, points, boxed):
+    for point in points:
+        args = [Value(x) if b else x for x, b in zip(point, boxed)]
+        out = vfn(*args)
+        out.backward()
+        tensors = [torch.tensor(x, dtype=torch.float64, requires_grad=b) for x, b in zip(point, boxed)]
+        tout = tfn(*tensors)
+        if tout.requires_grad:  # not where only the condition is a Value
+            tout.backward()
+        assert _close(out.data, tout.item()), (name, point, boxed)
+        for a, t in zip(args, tensors):
+            if isinstance(a, Value):
+                expected = 0.0 if t.grad is None else t.grad.item()  # where's condition takes none
+                assert _close(a.grad, expected), (name, point, boxed, a.grad, expected)
+        assert [p.data for p in out.parents] == [x for x, b in zip(point, boxed) if b] or math.isnan(point[0])
+        leaves = [a for a in args if isinstance(a, Value)]
+        assert _close(evaluate(tg.graph_of(out, inputs=leaves), [a.data for a in leaves])[0], out.data)
+
+
+# ---------------------------------------------------------------- the node layout
+
+def test_a_node_is_one_object_for_the_cyclic_collector():
+    # What the collector costs an eager step grows with the tracked objects alive: a node
+    # keeps its arguments in its own slots, with no tuple (or closure) beside it.
+    x, y = Value(0.5), Value(-2.0)
+    nodes = []
+    with gc_paused():
+        before = len(gc.get_objects())
+        for _ in range(1000):
+            nodes += [x * y, 2.0 - x, tg.relu(x), x ** 3, x.clamp(y, 1.0), 3 * x]
+        grown = len(gc.get_objects()) - before
+    assert 6000 <= grown < 6000 + 100
+    assert not [r for v in nodes[:6] for r in gc.get_referents(v) if isinstance(r, (tuple, list, dict))]
+    assert [n.parents for n in nodes[:6]] == [(x, y), (x,), (x,), (x,), (x, y), (x,)]
+    assert [n._args for n in nodes[:6]] == [(x, y), (2.0, x), (x,), (x,), (x, y, 1.0), (3.0, x)]
+    assert (nodes[3].param, nodes[3]._op, nodes[0].param) == (3.0, "**3", None)
+
+
+def test_hand_built_micrograd_nodes_keep_their_children():
+    a, b = Value(1.0), Value(2.0)
+    node = Value(3.0, (a, b), "+")
+    out = node * 2.0
+    out.backward()
+    assert node.parents == (a, b) and node._prev == {a, b} and node._op == "+" and node.op == ""
+    assert (node.grad, a.grad, b.grad) == (2.0, 0.0, 0.0)  # a hand-built node passes nothing on
+    assert _topological_order(node) == [] and _topological_order(out) == [out]
+
+
+# ---------------------------------------------------------------- random graphs
+
+def _reference_order(root):
+    """Recursive depth-first search in argument order: what the iterative one must equal."""
+    order, seen = [], set()
+
+    def visit(v):
+        for a in v.parents:
+            if a.op and a not in seen:
+                seen.add(a)
+                visit(a)
+        order.append(v)
+    if root.op:
+        visit(root)
+    return order
+
+
+def _f64(x):
+    return torch.as_tensor(x, dtype=torch.float64)  # a tensor as it is, a constant in float64
+
+
+STEPS = {  # name: (arity, on Values, on tensors)
+    "add": (2, lambda a, b: a + b, lambda a, b: a + b),
+    "sub": (2, lambda a, b: a - b, lambda a, b: a - b),
+    "mul": (2, lambda a, b: a * b, lambda a, b: a * b),
+    "tanh": (1, lambda a: a.tanh(), torch.tanh),
+    "relu": (1, tg.relu, torch.relu),
+    "square": (1, lambda a: a ** 2, lambda a: a ** 2),
+    "where": (3, tg.where, lambda c, a, b: torch.where(torch.as_tensor(c) != 0, _f64(a), _f64(b))),
+}
+
+
+@st.composite
+def programs(draw):
+    """A random DAG: each step applies an op to earlier nodes or to constants."""
+    leaves = draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=1, max_size=4))
+    steps = []
+    for i in range(draw(st.integers(1, 14))):
+        name = draw(st.sampled_from(sorted(STEPS)))
+        operand = st.one_of(st.integers(0, len(leaves) + i - 1), st.sampled_from([-1.5, 0.0, 2.0]))
+        args = draw(st.lists(operand, min_size=STEPS[name][0], max_size=STEPS[name][0]))
+        if not any(isinstance(a, int) for a in args):
+            args[0] = len(leaves) + i - 1
+        steps.append((name, args))
+    return leaves, steps
+
+
+def _run(program, leaf, pick):
+    leaves, steps = program
+    nodes = [leaf(x) for x in leaves]
+    for name, args in steps:
+        nodes.append(STEPS[name][pick](*[nodes[a] if isinstance(a, int) else a for a in args]))
+    return nodes
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_random_graphs_against_pytorch_and_a_recursive_order(program):
+    nodes = _run(program, Value, 1)
+    root = nodes[-1]
+    assert _topological_order(root) == _reference_order(root)
+    root.backward()
+    tensors = _run(program, lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True), 2)
+    for t in tensors:
+        if t.requires_grad:
+            t.retain_grad()
+    if tensors[-1].requires_grad:
+        tensors[-1].backward()
+    assert _close(root.data, tensors[-1].item())
+    for v, t in zip(nodes, tensors):
+        if not t.requires_grad:  # torch records nothing for where(c, constant, constant)
+            continue
+        expected = 1.0 if t is tensors[-1] else 0.0 if t.grad is None else t.grad.item()
+        assert math.isclose(v.grad, expected, rel_tol=1e-9, abs_tol=1e-9) or (
+            math.isnan(v.grad) and math.isnan(expected)), (program, v, expected)

@@ -1,10 +1,12 @@
 """The eager, micrograd-compatible ``Value``: a float that remembers how it was made.
 
 A ``Value`` records its op (a row of the op table), its arguments and the op's
-parameter as plain data; it holds no closures, so a graph of Values has no reference
-cycles and is freed by reference counting alone. ``backward()`` walks the graph in
-reverse topological order (iteratively: a million-node chain works) and asks the op
-table for each node's local derivatives.
+parameter in its own slots: no closures, so a graph of Values has no reference cycles
+and is freed by reference counting alone, and no argument tuple, so each node is one
+object for Python's cyclic garbage collector to scan, which is most of what an eager
+step costs beyond the arithmetic. ``backward()`` walks the graph in reverse
+topological order (iteratively: a million-node chain works) and asks the op table for
+each node's local derivatives.
 
 >>> x = Value(-4.0, label="x")
 >>> y = (2 * x + 2 + x).relu() + x * x
@@ -15,7 +17,7 @@ table for each node's local derivatives.
 import gc
 
 from .ir import Builder
-from .ops import ADD, EXP, MUL, NEG, POWC, RELU, SUB, TANH, Arithmetic, Op, to_float
+from .ops import ADD, MUL, POWC, SUB, TABLE, Arithmetic, Op, to_float
 
 # How micrograd (and its draw_dot) names ops; other ops show their table name.
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "relu": "ReLU"}
@@ -35,28 +37,40 @@ class Value(Arithmetic):
     (7.5, 12.25, True, False)
     """
 
-    # _fn: the Op that made this Value ('' or micrograd's _op string for a leaf);
-    # _args: its arguments (Values, or floats for constants); _param: the op's parameter.
-    __slots__ = ("data", "grad", "_fn", "_args", "_param", "_label")
+    # A computed Value: _fn is the Op that made it; _a, _b, _c are its arguments
+    # (Values, or floats for constants), then the op's parameter if it has one
+    # (powc: _a = x, _b = p), so that ``fn.vjp(g, out, a, b)`` is the table's call;
+    # _b is None for a unary op, _c is set by ternary ops only.
+    # A leaf: _fn is '' (or micrograd's _op string) and _a the tuple of _children.
+    # Arguments live in slots, not in a tuple: one object per node for the cyclic
+    # garbage collector to scan, not two.
+    __slots__ = ("data", "grad", "_fn", "_a", "_b", "_c", "_label")
     _tg_level = 0
 
     def __init__(self, data, _children=(), _op="", label=""):
         self.data = to_float(data)
         self.grad = 0.0
         self._fn = _op
-        self._args = tuple(_children)
-        self._param = None
+        self._a = tuple(a for a in _children if isinstance(a, Value))
         self._label = label
 
     @staticmethod
     def _tg_bind(op, args, param):
+        if len(args) == 1 and type(args[0]) is Value and op.name in _UNARY:  # tg.relu(v) ...
+            return _UNARY[op.name](args[0])
         data = [a.data if isinstance(a, Value) else to_float(a) for a in args]
+        slots = [a if isinstance(a, Value) else d for a, d in zip(args, data)]
+        if op.has_param:
+            data.append(param)
+            slots.append(param)
         out = _new(Value)
-        out.data = op.eval(*data, param) if op.has_param else op.eval(*data)
+        out.data = op.eval(*data)
         out.grad = 0.0
         out._fn = op
-        out._args = tuple(a if isinstance(a, Value) else d for a, d in zip(args, data))
-        out._param = param
+        out._a = slots[0]
+        out._b = slots[1] if len(slots) > 1 else None
+        if len(slots) > 2:
+            out._c = slots[2]
         return out
 
     # ------------------------------------------------------------ the graph
@@ -79,14 +93,25 @@ class Value(Arithmetic):
         return self._fn.name if type(self._fn) is Op else ""
 
     @property
+    def _args(self):
+        """The op's arguments in order: Values, and floats for constants (the parameter left out)."""
+        fn = self._fn
+        if type(fn) is not Op:
+            return self._a
+        if fn.arity == 3:
+            return self._a, self._b, self._c
+        return (self._a, self._b)[:fn.arity]
+
+    @property
     def parents(self):
         """The Values this one was computed from, in argument order (constants left out)."""
-        return tuple(a for a in self._args if isinstance(a, Value))
+        return tuple(a for a in self._args if type(a) is not float)
 
     @property
     def param(self):
         """The op's constant parameter (``powc``'s exponent), else None."""
-        return getattr(self, "_param", None)
+        fn = self._fn
+        return self._b if type(fn) is Op and fn.has_param else None
 
     @property
     def _prev(self):  # micrograd's name, read by its draw_dot
@@ -98,39 +123,44 @@ class Value(Arithmetic):
         if type(fn) is not Op:
             return fn
         if fn is POWC:
-            return f"**{self._param:g}"
+            return f"**{self._b:g}"
         return _SYMBOLS.get(fn.name, fn.name)
 
     def backward(self):
         """Add d(self)/d(node) to the ``grad`` of every Value this one depends on.
 
         As in micrograd, ``self.grad`` is set to 1 and gradients accumulate across
-        calls: call ``zero_grad`` (or set ``grad = 0``) between steps.
+        calls: call ``zero_grad`` (or set ``grad = 0``) between steps. Each node's
+        local derivatives come from its op's ``vjp`` rule in the table.
         """
-        with gc_paused():
-            order = _topological_order(self)
-            self.grad = 1.0
-            for v in reversed(order):
-                fn, args = v._fn, v._args
-                if len(args) == 2:
-                    a, b = args
-                    cts = fn.vjp(v.grad, v.data, a.data if isinstance(a, Value) else a,
-                                 b.data if isinstance(b, Value) else b)
-                elif fn.has_param:
-                    cts = fn.vjp(v.grad, v.data, args[0].data, v._param)
-                else:
-                    cts = fn.vjp(v.grad, v.data, *[a.data if isinstance(a, Value) else a for a in args])
-                for a, ct in zip(args, cts):
-                    if ct is not None and isinstance(a, Value):
-                        a.grad += ct
+        order = _topological_order(self)
+        self.grad = 1.0
+        for v in reversed(order):
+            fn, a, b = v._fn, v._a, v._b
+            if fn.arity == 2:  # a constant argument is a float, it takes no gradient
+                ga, gb = fn.vjp(v.grad, v.data, a if type(a) is float else a.data,
+                                b if type(b) is float else b.data)
+                if ga is not None and type(a) is not float:
+                    a.grad += ga
+                if gb is not None and type(b) is not float:
+                    b.grad += gb
+            elif fn.arity == 1:  # a is a Value; b is the parameter or None
+                ga, = fn.vjp(v.grad, v.data, a.data, b) if fn.has_param else fn.vjp(v.grad, v.data, a.data)
+                if ga is not None:
+                    a.grad += ga
+            else:
+                args = v._args
+                cts = fn.vjp(v.grad, v.data, *[x if type(x) is float else x.data for x in args])
+                for x, ct in zip(args, cts):
+                    if ct is not None and type(x) is not float:
+                        x.grad += ct
 
     def zero_grad(self):
         """Set the gradient of this Value and of every Value it depends on to 0."""
         self.grad = 0.0
         for v in _topological_order(self):
-            for a in v._args:
-                if isinstance(a, Value):
-                    a.grad = 0.0
+            for a in v.parents:
+                a.grad = 0.0
 
     # ------------------------------------------------------------ Python protocol
 
@@ -168,10 +198,16 @@ def _binary(op, reflected):
         else:  # ints, numpy scalars, tracers, wrong types: the general path
             return general(self, other)
         out = _new(Value)
-        out.data = evaluate(y, self.data) if reflected else evaluate(self.data, y)
         out.grad = 0.0
         out._fn = op
-        out._args = (other, self) if reflected else (self, other)
+        if reflected:
+            out.data = evaluate(y, self.data)
+            out._a = other
+            out._b = self
+        else:
+            out.data = evaluate(self.data, y)
+            out._a = self
+            out._b = other
         return out
     method.__name__ = general.__name__
     return method
@@ -185,7 +221,8 @@ def _unary(op):
         out.data = evaluate(self.data)
         out.grad = 0.0
         out._fn = op
-        out._args = (self,)
+        out._a = self
+        out._b = None
         return out
     method.__name__ = op.name
     return method
@@ -194,15 +231,21 @@ def _unary(op):
 for _op in (ADD, SUB, MUL):
     setattr(Value, f"__{_op.name}__", _binary(_op, False))
     setattr(Value, f"__r{_op.name}__", _binary(_op, True))
-for _name, _op in (("__neg__", NEG), ("relu", RELU), ("tanh", TANH), ("exp", EXP)):
-    setattr(Value, _name, _unary(_op))
+# Every unary op without a parameter, by op name (for _tg_bind) and as a method.
+_UNARY = {op.name: _unary(op) for op in TABLE.values() if op.arity == 1 and not op.has_param}
+for _name, _method in _UNARY.items():
+    if _name in Arithmetic.__dict__:
+        setattr(Value, _name, _method)
+Value.__neg__, Value.__abs__ = _UNARY["neg"], _UNARY["abs"]
 
 
 class gc_paused:
     """Context manager: Python's cyclic garbage collector is paused inside, restored after.
 
-    Values make no reference cycles, so their graphs are freed by reference counting;
-    pausing the collector while a step builds and drops a graph only saves its scans.
+    Values make no reference cycles, so their graphs are freed by reference counting.
+    The collector still scans every live Value a few times as it ages; pausing it
+    while a model builds one sample's graph (``MLP.__call__``) gives it larger, fewer
+    batches, and nearly halves its full collections in an eager training step.
 
     >>> with gc_paused():
     ...     y = (Value(2.0) * 3.0).tanh()
@@ -221,23 +264,40 @@ class gc_paused:
 def _topological_order(root):
     """The computed (non-leaf) Values that ``root`` depends on, parents before children.
 
-    Iterative depth-first search in argument order, so the order is deterministic.
+    Iterative depth-first search in argument order (a node is placed after its first
+    argument's subtree, then its second's ...), so the order is deterministic.
     """
     if type(root._fn) is not Op:
         return []
-    order, seen = [], {root}
-    stack = [(root, iter(root._args))]
+    order, seen = [], set()
+    stack = [root]
+    pop, push, place, mark = stack.pop, stack.append, order.append, seen.add
     while stack:
-        node, args = stack[-1]
-        for a in args:
-            if isinstance(a, Value) and type(a._fn) is Op and a not in seen:
-                seen.add(a)
-                stack.append((a, iter(a._args)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+        v = pop()
+        if v is _PLACE:  # the arguments of the node below are placed: place it
+            place(pop())
+            continue
+        if v in seen:  # a second entry of a node placed since
+            continue
+        mark(v)
+        push(v)
+        push(_PLACE)
+        arity = v._fn.arity  # push the arguments that are computed Values, last first
+        if arity == 3:
+            c = v._c
+            if type(c) is not float and type(c._fn) is Op and c not in seen:
+                push(c)
+        if arity >= 2:
+            b = v._b
+            if type(b) is not float and type(b._fn) is Op and b not in seen:
+                push(b)
+        a = v._a
+        if type(a) is not float and type(a._fn) is Op and a not in seen:
+            push(a)
     return order
+
+
+_PLACE = object()
 
 
 def graph_of(outputs, inputs=()):
