@@ -443,3 +443,9 @@ def test_random_graphs_against_pytorch_and_a_recursive_order(program):
         expected = 1.0 if t is tensors[-1] else 0.0 if t.grad is None else t.grad.item()
         assert math.isclose(v.grad, expected, rel_tol=1e-9, abs_tol=1e-9) or (
             math.isnan(v.grad) and math.isnan(expected)), (program, v, expected)
+
+
+@pytest.mark.parametrize("outputs, inputs", [(3, ()), ("x", ()), (None, ()), (Value(1.0), 5)])
+def test_graph_of_rejects_non_values(outputs, inputs):
+    with pytest.raises(TypeError, match="graph_of takes"):
+        tg.graph_of(outputs, inputs=inputs)

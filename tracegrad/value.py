@@ -318,6 +318,9 @@ def graph_of(outputs, inputs=()):
     [26.0]
     """
     single = isinstance(outputs, Value)
+    if not (single or isinstance(outputs, (list, tuple))) or not isinstance(inputs, (list, tuple)):
+        raise TypeError("graph_of takes a Value or a list of Values, and a list of input Values: "
+                        f"got {type(outputs).__name__} and {type(inputs).__name__}")
     outputs = [outputs] if single else list(outputs)
     for v in list(inputs) + outputs:
         if not isinstance(v, Value):
