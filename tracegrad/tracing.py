@@ -16,7 +16,7 @@ import threading
 
 from .errors import TracingError, user_location
 from .ir import Builder
-from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, to_float
+from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
 from .pytree import LEAF, flatten, is_boxed, leaf_names, unflatten
 
 _state = threading.local()
@@ -55,24 +55,29 @@ class TraceBuilder(Builder):
 class Tracer(Arithmetic):
     """A symbolic float inside a traced function; arithmetic on it records IR nodes."""
 
-    __slots__ = ("builder", "index")
+    __slots__ = ("builder", "index", "_tg_level")
 
     def __init__(self, builder, index):
-        self.builder, self.index = builder, index
+        self.builder, self.index, self._tg_level = builder, index, builder.level
 
-    @property
-    def _tg_level(self):
-        return self.builder.level
-
-    @staticmethod
-    def _tg_bind(op, args, param):
-        builder = max((a.builder for a in args if isinstance(a, Tracer)), key=lambda b: b.level)
+    def _tg_bind(self, op, args, param):
+        """Record ``op(*args)`` in this tracer's builder: ``bind`` calls it on the innermost tracer."""
+        builder = self.builder
         if not builder.open:
             raise TracingError(
                 f"a traced value escaped from the function that traced it (used at {user_location()}); "
                 "return it from that function instead of keeping it in a variable")
-        index = builder.add(op.name, tuple(builder.node_of(a) for a in args), param)
-        return Tracer(builder, index)
+        return Tracer(builder, builder.add(op.name, tuple([builder.node_of(a) for a in args]), param))
+
+    @staticmethod
+    def _tg_evaluate_nodes(graph, args):
+        """``evaluate_nodes`` for floats and the tracers of one open builder: a replay there."""
+        builder = innermost(args).builder
+        if not builder.open or not all(type(a) is float or (type(a) is Tracer and a.builder is builder)
+                                       for a in args):
+            return None
+        env = builder.replay(graph, [a if type(a) is float else a.index for a in args])
+        return [x if type(x) is float else Tracer(builder, x) for x in env]
 
     def _tg_custom(self, region, env):
         """Record a custom derivative rule replayed into this trace (see ``Graph.custom``)."""
