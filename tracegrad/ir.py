@@ -75,10 +75,14 @@ class Graph:
 
     @property
     def fingerprint(self):
-        """A hex SHA-256 of the graph's content (names excluded): the cache key of compiled code."""
+        """A hex SHA-256 of the graph's content (names excluded): the cache key of compiled code.
+
+        It hashes the ``repr`` of the nodes, exact for every float (``-0.0``, ``inf``, ``nan``).
+        """
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
-            payload = json.dumps(self._json_body(), separators=(",", ":"))
+            custom = tuple((kind, ins, outs, rule.fingerprint) for kind, ins, outs, rule in self.custom)
+            payload = repr(("tracegrad.graph", 2, self.nodes, self.inputs, self.outputs, custom))
             cached = hashlib.sha256(payload.encode()).hexdigest()
             object.__setattr__(self, "_fingerprint", cached)
         return cached
@@ -254,6 +258,11 @@ def evaluate_nodes(graph, args):
     return env
 
 
+def _is_zero(v, sign):
+    """Whether ``v`` is the zero of that sign (+1.0 or -1.0); None is not."""
+    return v == 0.0 and math.copysign(1.0, v) == sign
+
+
 _REWRITTEN = ("neg", "powc")  # ops that _simplify may rewrite without a constant argument
 
 
@@ -305,19 +314,17 @@ class Builder:
 
     def _simplify(self, op, args, values, param):
         """IEEE-exact identities only: x*1, x/1, x-0, x+(-0), --x, x**1, x**0, where(const, a, b)."""
-        def is_(v, c):  # the same float, sign of zero included
-            return v == c and math.copysign(1.0, v) == math.copysign(1.0, c)
         if op == "mul":
-            for a, v, other in ((args[0], values[0], args[1]), (args[1], values[1], args[0])):
-                if is_(v, 1.0):
+            for v, other in ((values[0], args[1]), (values[1], args[0])):
+                if v == 1.0:
                     return other
-                if is_(v, -1.0):
+                if v == -1.0:
                     return self.add("neg", (other,))
-        if op == "div" and is_(values[1], 1.0):
+        if op == "div" and values[1] == 1.0:
             return args[0]
-        if (op == "sub" and is_(values[1], 0.0)) or (op == "add" and is_(values[1], -0.0)):
+        if (op == "sub" and _is_zero(values[1], 1.0)) or (op == "add" and _is_zero(values[1], -1.0)):
             return args[0]
-        if op == "add" and is_(values[0], -0.0):
+        if op == "add" and _is_zero(values[0], -1.0):
             return args[1]
         if op == "neg" and self.nodes[args[0]][0] == "neg":
             return self.nodes[args[0]][1][0]
