@@ -181,6 +181,8 @@ def jit(fn=None, *, backend=None, cache_dir=None):
     if fn is None:
         return functools.partial(jit, backend=backend, cache_dir=cache_dir)
     _check_callable(fn, "jit")
+    if isinstance(fn, Function):  # its graph as it is: tracing it would replay the same graph
+        return Function(fn, fn.make_graph, backend, cache_dir)
     return Function(fn, lambda args: trace_flat(fn, args), backend, cache_dir)
 
 

@@ -276,13 +276,6 @@ class Builder:
         self.inputs = []
         self.custom = []
 
-    def _intern(self, node, key):
-        index = self._index.get(key)
-        if index is None:
-            index = self._index[key] = len(self.nodes)
-            self.nodes.append(node)
-        return index
-
     def input(self):
         index = len(self.nodes)
         self.nodes.append(("input", (), len(self.inputs)))
@@ -291,14 +284,18 @@ class Builder:
 
     def const(self, value):
         value = float(value)
-        index = self._intern(("const", (), value), float_key(value))
-        self._consts[index] = self.nodes[index][2]
+        key = float_key(value)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append(("const", (), value))
+            self._consts[index] = value
         return index
 
     def add(self, op, args, param=None):
-        """The node for ``op(*args)``, reusing an equal node or folding where that is exact."""
+        """The node for ``op(*args)`` (``args`` a tuple of node indices), reusing an equal node
+        or folding where that is exact."""
         spec = TABLE[op]
-        args = tuple(args)
         if op in _REWRITTEN or not self._consts.keys().isdisjoint(args):
             values = [self._consts.get(a) for a in args]
             if None not in values:
@@ -306,11 +303,13 @@ class Builder:
             folded = self._simplify(op, args, values, param)
             if folded is not None:
                 return folded
-        if spec.commutative and args[1] < args[0]:  # x*y and y*x: one node (such ops are binary)
-            key = (op, (args[1], args[0]), _param_key(param))
-        else:
-            key = (op, args, _param_key(param))
-        return self._intern((op, args, param), key)
+        key_args = (args[1], args[0]) if spec.commutative and args[1] < args[0] else args  # x*y, y*x: one node
+        key = (op, key_args, None if param is None else float_key(param))
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append((op, args, param))
+        return index
 
     def _simplify(self, op, args, values, param):
         """IEEE-exact identities only: x*1, x/1, x-0, x+(-0), --x, x**1, x**0, where(const, a, b)."""

@@ -67,7 +67,9 @@ class Tracer(Arithmetic):
             raise TracingError(
                 f"a traced value escaped from the function that traced it (used at {user_location()}); "
                 "return it from that function instead of keeping it in a variable")
-        return Tracer(builder, builder.add(op.name, tuple([builder.node_of(a) for a in args]), param))
+        nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
+                       for a in args])
+        return Tracer(builder, builder.add(op.name, nodes, param))
 
     @staticmethod
     def _tg_evaluate_nodes(graph, args):
