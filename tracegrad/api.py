@@ -49,6 +49,10 @@ class Function:
         self._last = entry
         return entry, leaves
 
+    def _tg_trace_flat(self, args):
+        """What ``trace_flat(self, args)`` would give, without replaying the graph into a trace."""
+        return self.make_graph(args)
+
     def __call__(self, *args):
         (graph, out_tree, captured, kernel), leaves = self._entry(args)
         if captured or any(is_boxed(x) for x in leaves):
@@ -181,8 +185,6 @@ def jit(fn=None, *, backend=None, cache_dir=None):
     if fn is None:
         return functools.partial(jit, backend=backend, cache_dir=cache_dir)
     _check_callable(fn, "jit")
-    if isinstance(fn, Function):  # its graph as it is: tracing it would replay the same graph
-        return Function(fn, fn.make_graph, backend, cache_dir)
     return Function(fn, lambda args: trace_flat(fn, args), backend, cache_dir)
 
 

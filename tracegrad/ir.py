@@ -284,7 +284,7 @@ class Builder:
 
     def const(self, value):
         value = float(value)
-        key = float_key(value)
+        key = value if value and value == value else float_key(value)  # 0.0, -0.0, nan: by bits
         index = self._index.get(key)
         if index is None:
             index = self._index[key] = len(self.nodes)
@@ -362,7 +362,7 @@ class Builder:
         """
         nodes = self.nodes
         live = set(self.inputs)
-        stack = list(outputs)
+        stack = list(set(outputs))  # a Hessian's outputs repeat (its zeros, its symmetry)
         kept = []
         while stack:
             while stack:
@@ -386,5 +386,5 @@ class Builder:
         custom = tuple((kind, tuple(renumber[i] for i in ins),
                         tuple(None if o is None else renumber[o] for o in outs), rule)
                        for kind, ins, outs, rule in self.custom if (kind, ins, outs, rule) in kept)
-        return Graph(tuple(nodes), tuple(renumber[i] for i in self.inputs),
-                     tuple(renumber[o] for o in outputs), tuple(names), custom)
+        return Graph(tuple(nodes), tuple(map(renumber.__getitem__, self.inputs)),
+                     tuple(map(renumber.__getitem__, outputs)), tuple(names), custom)

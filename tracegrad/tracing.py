@@ -146,8 +146,11 @@ def trace_flat(fn, args):
     """Trace ``fn(*args)``; return ``(graph, out_tree, captured)``.
 
     The graph's inputs are the leaves of ``args`` followed by the captured tracers
-    of enclosing traces.
+    of enclosing traces. A function with ``_tg_trace_flat`` (``tg.grad(f)`` and the
+    like) gives its graph itself.
     """
+    if hasattr(fn, "_tg_trace_flat"):
+        return fn._tg_trace_flat(args)
     leaves, in_tree = flatten(tuple(args))
     with new_builder() as b:
         inputs = [b.tracer(b.input()) for _ in leaves]
