@@ -374,17 +374,16 @@ class Builder:
                 if region not in kept and any(o in live for o in region[2] if o is not None):
                     kept.append(region)
                     stack.extend(region[1])
-        if len(live) < len(nodes):  # renumber the live nodes, in node order
-            renumber, kept_nodes = [None] * len(nodes), []
-            for i in sorted(live):
-                op, args, param = nodes[i]
-                renumber[i] = len(kept_nodes)
-                kept_nodes.append((op, tuple([renumber[a] for a in args]), param))
-            nodes = kept_nodes
-        else:  # nothing dead: the numbering stays
-            renumber = range(len(nodes))
+        if len(live) == len(nodes):  # nothing dead: the numbering stays
+            return Graph(tuple(nodes), tuple(self.inputs), tuple(outputs), tuple(names),
+                         tuple(region for region in self.custom if region in kept))
+        renumber, kept_nodes = [None] * len(nodes), []
+        for i in sorted(live):  # in node order
+            op, args, param = nodes[i]
+            renumber[i] = len(kept_nodes)
+            kept_nodes.append((op, tuple([renumber[a] for a in args]), param))
         custom = tuple((kind, tuple(renumber[i] for i in ins),
                         tuple(None if o is None else renumber[o] for o in outs), rule)
                        for kind, ins, outs, rule in self.custom if (kind, ins, outs, rule) in kept)
-        return Graph(tuple(nodes), tuple(map(renumber.__getitem__, self.inputs)),
-                     tuple(map(renumber.__getitem__, outputs)), tuple(names), custom)
+        return Graph(tuple(kept_nodes), tuple([renumber[i] for i in self.inputs]),
+                     tuple([renumber[o] for o in outputs]), tuple(names), custom)
