@@ -9,7 +9,6 @@ floats or, called on tracers or ``Value``s, replays the graph into the caller's 
 6.0
 """
 import functools
-import operator
 import threading
 
 from . import backends
@@ -34,7 +33,7 @@ class Function:
             backends.module(backend)
         self.fn, self.make_graph, self.backend, self.cache_dir = fn, make_graph, backend, cache_dir
         self._entries = {}
-        self._floats = {}  # number of args -> (kernel, finish, entry) for calls on plain floats
+        self._floats = {}  # number of args -> (kernel, single, entry) for calls on plain floats
         self._last = None
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn, updated=())
@@ -62,18 +61,19 @@ class Function:
                 if type(a) is not float:
                     break
             else:  # the fast path: plain floats in, straight to the kernel
-                kernel, finish, self._last = fast
-                return finish(kernel(*args))
+                kernel, single, self._last = fast
+                out = kernel(*args)
+                return out[0] if single else out
         entry, leaves = self._entry(args)
         graph, out_tree, captured, kernel = entry
         if captured or any(is_boxed(x) for x in leaves):
             return unflatten(out_tree, evaluate(graph, leaves + list(captured)))
         if kernel is None:
             kernel = entry[3] = backends.compile(graph, self.backend, self.cache_dir)
-        finish = _finisher(out_tree)
-        if finish is not None and all(type(a) is float for a in args):
-            self._floats[len(args)] = (kernel, finish, entry)
-        return unflatten(out_tree, kernel(*[to_float(x) for x in leaves]))
+        out = kernel(*[to_float(x) for x in leaves])
+        if all(type(a) is float for a in args) and (out_tree == LEAF or _flat_tuple(out_tree, out)):
+            self._floats[len(args)] = (kernel, out_tree == LEAF, entry)
+        return unflatten(out_tree, out)
 
     @property
     def kernel(self):
@@ -104,13 +104,9 @@ class Function:
         return f"<tracegrad.Function {getattr(self.fn, '__name__', self.fn)!r}>"
 
 
-def _finisher(out_tree):
-    """``unflatten(out_tree, ·)`` of a kernel's output, for a float or a flat tuple of them."""
-    if out_tree == LEAF:
-        return operator.itemgetter(0)
-    if out_tree[0] == "tuple" and all(t == LEAF for t in out_tree[1]):
-        return tuple
-    return None
+def _flat_tuple(out_tree, out):
+    """Whether the kernel's output ``out`` is already ``unflatten(out_tree, out)``."""
+    return type(out) is tuple and out_tree[0] == "tuple" and all(t == LEAF for t in out_tree[1])
 
 
 def _positional_parameters(fn):
