@@ -303,7 +303,8 @@ class Builder:
             folded = self._simplify(op, args, values, param)
             if folded is not None:
                 return folded
-        key_args = (args[1], args[0]) if spec.commutative and args[1] < args[0] else args  # x*y, y*x: one node
+        # x*y and y*x: one node (commutative ops are binary)
+        key_args = (args[1], args[0]) if spec.commutative and args[1] < args[0] else args
         key = (op, key_args, None if param is None else float_key(param))
         index = self._index.get(key)
         if index is None:
@@ -350,7 +351,8 @@ class Builder:
                 if float not in map(type, xs):
                     env.append(self.add(op, tuple(xs), param))
                 elif int in map(type, xs):
-                    env.append(self.add(op, tuple([x if type(x) is int else self.const(x) for x in xs]), param))
+                    nodes = tuple([x if type(x) is int else self.const(x) for x in xs])
+                    env.append(self.add(op, nodes, param))
                 else:
                     env.append(bind(TABLE[op], *xs, param=param))
         return env
