@@ -33,6 +33,7 @@ class Function:
             backends.module(backend)
         self.fn, self.make_graph, self.backend, self.cache_dir = fn, make_graph, backend, cache_dir
         self._entries = {}
+        self._floats = {}  # number of args -> (kernel, single, entry) for calls on plain floats
         self._last = None
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn, updated=())
@@ -49,13 +50,30 @@ class Function:
         self._last = entry
         return entry, leaves
 
+    def _tg_trace_flat(self, args):
+        """What ``trace_flat(self, args)`` would give, without replaying the graph into a trace."""
+        return self.make_graph(args)
+
     def __call__(self, *args):
-        (graph, out_tree, captured, kernel), leaves = self._entry(args)
+        fast = self._floats.get(len(args))
+        if fast is not None:
+            for a in args:
+                if type(a) is not float:
+                    break
+            else:  # the fast path: plain floats in, straight to the kernel
+                kernel, single, self._last = fast
+                out = kernel(*args)
+                return out[0] if single else out
+        entry, leaves = self._entry(args)
+        graph, out_tree, captured, kernel = entry
         if captured or any(is_boxed(x) for x in leaves):
             return unflatten(out_tree, evaluate(graph, leaves + list(captured)))
         if kernel is None:
-            kernel = self._last[3] = backends.compile(graph, self.backend, self.cache_dir)
-        return unflatten(out_tree, kernel(*[to_float(x) for x in leaves]))
+            kernel = entry[3] = backends.compile(graph, self.backend, self.cache_dir)
+        out = kernel(*[to_float(x) for x in leaves])
+        if all(type(a) is float for a in args) and (out_tree == LEAF or _flat_tuple(out_tree, out)):
+            self._floats[len(args)] = (kernel, out_tree == LEAF, entry)
+        return unflatten(out_tree, out)
 
     @property
     def kernel(self):
@@ -84,6 +102,11 @@ class Function:
 
     def __repr__(self):
         return f"<tracegrad.Function {getattr(self.fn, '__name__', self.fn)!r}>"
+
+
+def _flat_tuple(out_tree, out):
+    """Whether the kernel's output ``out`` is already ``unflatten(out_tree, out)``."""
+    return type(out) is tuple and out_tree[0] == "tuple" and all(t == LEAF for t in out_tree[1])
 
 
 def _positional_parameters(fn):

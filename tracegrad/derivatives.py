@@ -1,8 +1,10 @@
 """Jacobians, Hessians and Hessian-vector products, as ordinary ``Function``s.
 
 Each builds one graph per argument structure from the traced function: ``jacrev``
-one reverse sweep per output, ``jacfwd`` one forward sweep per input, all replayed
-into one builder so that they share the forward computation. The results compose
+one reverse sweep per output, replayed into one builder so that they share the forward
+computation; ``jacfwd`` one forward sweep that carries a tangent per input, where a node
+holds only the tangents of the inputs it depends on (the Hessian of a function with a
+sparse Hessian stays linear in size and build time). The results compose
 with ``jit``, ``grad`` and each other (``hessian`` is ``jacfwd(jacrev(f))``).
 
 >>> import tracegrad as tg
@@ -17,7 +19,8 @@ from .api import Function, _check_callable, _leaf_ranges, _normalize_argnums, gr
 from .ir import Graph, evaluate
 from .pytree import LEAF, flatten
 from .tracing import new_builder, trace_flat
-from .transforms import jvp_graph, vjp_graph
+from .transforms import vjp_graph
+from .transforms.jvp import forward_sweep
 from .transforms.passes import dce
 
 
@@ -33,37 +36,18 @@ def _jacobian_graph(fn, args, argnums, mode):
             for out in graph.outputs:  # one reverse sweep per output, over the nodes it needs
                 one = dce(Graph(graph.nodes, graph.inputs, (out,), graph.names, graph.custom))
                 rows.append(evaluate(vjp_graph(one, wrt, seed=1.0, keep_outputs=False), xs))
-        else:
-            depends = _dependencies(graph)
-            columns = [_column(graph, k, depends, xs) for k in wrt]
-            rows = [[column[j] for column in columns] for j in range(len(graph.outputs))]
-        outputs = [b.node_of(d) for row in rows for d in row]
+        else:  # one forward sweep, each input of wrt a direction of its own
+            seeds = [{} for _ in graph.inputs]
+            for k in wrt:
+                seeds[k] = {k: 1.0}
+            tangents = forward_sweep(graph, xs, seeds)[1]
+            rows = [[tangents[o].get(k) for k in wrt] for o in graph.outputs]  # None: zero
+        zero = b.const(0.0)  # most entries of a large sparse Jacobian
+        outputs = [zero if d is None else b.node_of(d) for row in rows for d in row]
         jac = b.graph(outputs, graph.names)
     trees = [flatten(args[a])[1] for a in nums]
     in_tree = trees[0] if single else ("tuple", tuple(trees))
     return jac, _nest(out_tree, in_tree), captured
-
-
-def _dependencies(graph):
-    """For each output, the set of input positions it depends on (through custom rules too)."""
-    rule_ins = {o: ins for _, ins, outs, _ in graph.custom for o in outs if o is not None}
-    deps = []
-    for i, (op, args, param) in enumerate(graph.nodes):
-        args = args + rule_ins.get(i, ())
-        deps.append(frozenset((param,)) if op == "input" else frozenset().union(*[deps[a] for a in args]))
-    return [deps[o] for o in graph.outputs]
-
-
-def _column(graph, k, depends, xs):
-    """One forward sweep along input ``k``, over the nodes of the outputs that depend on it."""
-    rows = [j for j, d in enumerate(depends) if k in d]
-    column = [0.0] * len(graph.outputs)
-    if rows:
-        part = dce(Graph(graph.nodes, graph.inputs, tuple(graph.outputs[j] for j in rows),
-                         graph.names, graph.custom))
-        for j, t in zip(rows, evaluate(jvp_graph(part, [k]), xs + [1.0])[len(rows):]):
-            column[j] = t
-    return column
 
 
 def _nest(out_tree, in_tree):

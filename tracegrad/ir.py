@@ -19,14 +19,17 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .ops import TABLE, bind
+from .ops import TABLE, bind, innermost
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+_DOUBLE = struct.Struct("<d")
+
+
 def float_key(x):
-    """The bit pattern of a float, with every nan the same: 0.0 and -0.0 stay apart."""
-    return struct.unpack("<q", struct.pack("<d", math.nan if x != x else x))[0]
+    """The bit pattern of a float (8 bytes), with every nan the same: 0.0 and -0.0 stay apart."""
+    return _DOUBLE.pack(math.nan if x != x else x)
 
 
 def literal(x):
@@ -35,7 +38,7 @@ def literal(x):
 
 
 def _param_key(param):
-    return float_key(param) if isinstance(param, float) else param
+    return param if param is None or type(param) is int else float_key(param)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,10 +75,14 @@ class Graph:
 
     @property
     def fingerprint(self):
-        """A hex SHA-256 of the graph's content (names excluded): the cache key of compiled code."""
+        """A hex SHA-256 of the graph's content (names excluded): the cache key of compiled code.
+
+        It hashes the ``repr`` of the nodes, exact for every float (``-0.0``, ``inf``, ``nan``).
+        """
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
-            payload = json.dumps(self._json_body(), separators=(",", ":"))
+            custom = tuple((kind, ins, outs, rule.fingerprint) for kind, ins, outs, rule in self.custom)
+            payload = repr(("tracegrad.graph", 2, self.nodes, self.inputs, self.outputs, custom))
             cached = hashlib.sha256(payload.encode()).hexdigest()
             object.__setattr__(self, "_fingerprint", cached)
         return cached
@@ -233,15 +240,21 @@ def evaluate(graph, args):
 def replay_custom(graph, env):
     """Replayed into a trace (``env``: the value of each node), the custom rule regions go along."""
     for region in graph.custom:
-        outs = [env[o] for o in region[2] if o is not None]
-        box = max((x for x in outs if getattr(x, "_tg_level", None) is not None),
-                  key=lambda x: x._tg_level, default=None)
+        box = innermost([env[o] for o in region[2] if o is not None])
         if hasattr(box, "_tg_custom"):
             box._tg_custom(region, env)
 
 
 def evaluate_nodes(graph, args):
-    """Like ``evaluate``, but return the value of every node."""
+    """Like ``evaluate``, but return the value of every node.
+
+    A boxed type with ``_tg_evaluate_nodes(graph, args)`` may run the whole graph at once
+    (tracers do: one replay in their builder); it returns None where it cannot.
+    """
+    box = innermost(args)
+    env = box._tg_evaluate_nodes(graph, args) if hasattr(box, "_tg_evaluate_nodes") else None
+    if env is not None:
+        return env
     env = []
     for op, ins, param in graph.nodes:
         if op == "input":
@@ -253,21 +266,23 @@ def evaluate_nodes(graph, args):
     return env
 
 
+def _is_zero(v, sign):
+    """Whether ``v`` is the zero of that sign (+1.0 or -1.0); None is not."""
+    return v == 0.0 and math.copysign(1.0, v) == sign
+
+
+_REWRITTEN = ("neg", "powc")  # ops that _simplify may rewrite without a constant argument
+
+
 class Builder:
     """Builds a graph node by node: hash-conses (CSE), folds constants and IEEE-exact identities."""
 
     def __init__(self):
         self.nodes = []
-        self._index = {}
+        self._index = {}   # a node's key -> its index: (op, args, param key), or a constant's bits
+        self._consts = {}  # index of a const node -> its value
         self.inputs = []
         self.custom = []
-
-    def _intern(self, node, key):
-        index = self._index.get(key)
-        if index is None:
-            index = self._index[key] = len(self.nodes)
-            self.nodes.append(node)
-        return index
 
     def input(self):
         index = len(self.nodes)
@@ -277,39 +292,47 @@ class Builder:
 
     def const(self, value):
         value = float(value)
-        return self._intern(("const", (), value), ("const", float_key(value)))
-
-    def _value(self, index):
-        op, _, param = self.nodes[index]
-        return param if op == "const" else None
+        key = value if value and value == value else float_key(value)  # 0.0, -0.0, nan: by bits
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append(("const", (), value))
+            self._consts[index] = value
+        return index
 
     def add(self, op, args, param=None):
-        """The node for ``op(*args)``, reusing an equal node or folding where that is exact."""
+        """The node for ``op(*args)`` (``args`` a tuple of node indices), reusing an equal node
+        or folding where that is exact."""
         spec = TABLE[op]
-        values = [self._value(a) for a in args]
-        if None not in values:
-            return self.const(bind(spec, *values, param=param))
-        folded = self._simplify(op, args, values, param)
-        if folded is not None:
-            return folded
-        key_args = tuple(sorted(args)) if spec.commutative else tuple(args)  # x*y and y*x: one node
-        return self._intern((op, tuple(args), param), (op, key_args, _param_key(param)))
+        if op in _REWRITTEN or not self._consts.keys().isdisjoint(args):
+            values = [self._consts.get(a) for a in args]
+            if None not in values:
+                return self.const(bind(spec, *values, param=param))
+            folded = self._simplify(op, args, values, param)
+            if folded is not None:
+                return folded
+        # x*y and y*x: one node (commutative ops are binary)
+        key_args = (args[1], args[0]) if spec.commutative and args[1] < args[0] else args
+        key = (op, key_args, None if param is None else float_key(param))
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append((op, args, param))
+        return index
 
     def _simplify(self, op, args, values, param):
         """IEEE-exact identities only: x*1, x/1, x-0, x+(-0), --x, x**1, x**0, where(const, a, b)."""
-        def is_(v, c):
-            return v is not None and float_key(v) == float_key(c)
         if op == "mul":
-            for a, v, other in ((args[0], values[0], args[1]), (args[1], values[1], args[0])):
-                if is_(v, 1.0):
+            for v, other in ((values[0], args[1]), (values[1], args[0])):
+                if v == 1.0:
                     return other
-                if is_(v, -1.0):
+                if v == -1.0:
                     return self.add("neg", (other,))
-        if op == "div" and is_(values[1], 1.0):
+        if op == "div" and values[1] == 1.0:
             return args[0]
-        if (op == "sub" and is_(values[1], 0.0)) or (op == "add" and is_(values[1], -0.0)):
+        if (op == "sub" and _is_zero(values[1], 1.0)) or (op == "add" and _is_zero(values[1], -1.0)):
             return args[0]
-        if op == "add" and is_(values[0], -0.0):
+        if op == "add" and _is_zero(values[0], -1.0):
             return args[1]
         if op == "neg" and self.nodes[args[0]][0] == "neg":
             return self.nodes[args[0]][1][0]
@@ -321,31 +344,56 @@ class Builder:
             return args[1] if values[0] else args[2]
         return None
 
+    def replay(self, graph, args):
+        """``evaluate_nodes`` in this builder: ``args`` and the result hold node indices, or
+        floats for values known now (as with tracers, a float becomes a node where it is used).
+        """
+        env = []
+        for op, ins, param in graph.nodes:
+            if op == "input":
+                env.append(args[param])
+            elif op == "const":
+                env.append(param)
+            else:
+                xs = [env[a] for a in ins]
+                if float not in map(type, xs):
+                    env.append(self.add(op, tuple(xs), param))
+                elif int in map(type, xs):
+                    nodes = tuple([x if type(x) is int else self.const(x) for x in xs])
+                    env.append(self.add(op, nodes, param))
+                else:
+                    env.append(bind(TABLE[op], *xs, param=param))
+        return env
+
     def graph(self, outputs, names=()):
         """Freeze into a ``Graph`` keeping the inputs and what the outputs need (dead code removed).
 
         A custom rule region stays if one of its outputs is live, and keeps its inputs live.
         """
+        nodes = self.nodes
         live = set(self.inputs)
-        stack = list(outputs)
+        stack = list(set(outputs))  # a Hessian's outputs repeat (its zeros, its symmetry)
         kept = []
         while stack:
             while stack:
                 i = stack.pop()
                 if i not in live:
                     live.add(i)
-                    stack.extend(self.nodes[i][1])
+                    stack.extend(nodes[i][1])
             for region in self.custom:
                 if region not in kept and any(o in live for o in region[2] if o is not None):
                     kept.append(region)
                     stack.extend(region[1])
-        renumber, nodes = {}, []
-        for i in sorted(live):  # in node order; a small live part of a big builder is cheap
-            op, args, param = self.nodes[i]
-            renumber[i] = len(nodes)
-            nodes.append((op, tuple(renumber[a] for a in args), param))
+        if len(live) == len(nodes):  # nothing dead: the numbering stays
+            return Graph(tuple(nodes), tuple(self.inputs), tuple(outputs), tuple(names),
+                         tuple(region for region in self.custom if region in kept))
+        renumber, kept_nodes = [None] * len(nodes), []
+        for i in sorted(live):  # in node order
+            op, args, param = nodes[i]
+            renumber[i] = len(kept_nodes)
+            kept_nodes.append((op, tuple([renumber[a] for a in args]), param))
         custom = tuple((kind, tuple(renumber[i] for i in ins),
-                        tuple(renumber.get(o) for o in outs), rule)
+                        tuple(None if o is None else renumber[o] for o in outs), rule)
                        for kind, ins, outs, rule in self.custom if (kind, ins, outs, rule) in kept)
-        return Graph(tuple(nodes), tuple(renumber[i] for i in self.inputs),
-                     tuple(renumber[o] for o in outputs), tuple(names), custom)
+        return Graph(tuple(kept_nodes), tuple([renumber[i] for i in self.inputs]),
+                     tuple([renumber[o] for o in outputs]), tuple(names), custom)

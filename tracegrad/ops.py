@@ -8,7 +8,8 @@ functions of this module, so one rule serves floats (eager ``Value``), tracers
 (adjoint IR) and, by tracing the rule itself, higher derivatives.
 
 ``bind(op, *args)`` applies an op to floats or to boxed values: a type that defines
-``_tg_bind(op, args, param)`` and a ``_tg_level`` (tracers, ``Value``) takes over.
+``_tg_bind(op, args, param)`` and a ``_tg_level`` (tracers, ``Value``) takes over; the
+method is called on the ``innermost`` of the arguments.
 
 >>> import tracegrad as tg
 >>> tg.exp(0.0), tg.maximum(1.0, 2.0), tg.where(0.0, 1.0, 2.0)
@@ -71,15 +72,22 @@ def to_float(x):
         "pass a float, an int or a numpy real scalar")
 
 
+def innermost(values):
+    """The boxed value of the deepest level among ``values`` (the first on a tie), or None."""
+    box = None
+    for a in values:
+        if type(a) is not float:
+            level = getattr(a, "_tg_level", None)
+            if level is not None and (box is None or level > box._tg_level):
+                box = a
+    return box
+
+
 def bind(op, *args, param=None):
     """Apply ``op`` to floats or to boxed values (tracers, ``Value``)."""
-    box = None
-    for a in args:
-        level = getattr(a, "_tg_level", None)
-        if level is not None and (box is None or level > box._tg_level):
-            box = a
+    box = innermost(args)
     if box is not None:
-        return type(box)._tg_bind(op, args, param)
+        return box._tg_bind(op, args, param)
     floats = [to_float(a) for a in args]
     return op.eval(*floats, param) if op.has_param else op.eval(*floats)
 

@@ -36,6 +36,9 @@ def flatten(tree):
 
 
 def _flatten(x, leaves):
+    if type(x) is float:  # the common leaf, first
+        leaves.append(x)
+        return LEAF
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         return (type(x).__name__, tuple(_flatten(v, leaves) for v in x))
     if isinstance(x, dict):

@@ -11,12 +11,13 @@ extra input of the inner graph, and replaying the inner graph feeds it back.
   v2 = mul v1 x
   in (v2) }
 """
+import gc
 import inspect
 import threading
 
 from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
-from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, to_float
+from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
 from .pytree import LEAF, flatten, is_boxed, leaf_names, unflatten
 
 _state = threading.local()
@@ -55,24 +56,31 @@ class TraceBuilder(Builder):
 class Tracer(Arithmetic):
     """A symbolic float inside a traced function; arithmetic on it records IR nodes."""
 
-    __slots__ = ("builder", "index")
+    __slots__ = ("builder", "index", "_tg_level")
 
     def __init__(self, builder, index):
-        self.builder, self.index = builder, index
+        self.builder, self.index, self._tg_level = builder, index, builder.level
 
-    @property
-    def _tg_level(self):
-        return self.builder.level
-
-    @staticmethod
-    def _tg_bind(op, args, param):
-        builder = max((a.builder for a in args if isinstance(a, Tracer)), key=lambda b: b.level)
+    def _tg_bind(self, op, args, param):
+        """Record ``op(*args)`` in this tracer's builder: ``bind`` calls it on the innermost tracer."""
+        builder = self.builder
         if not builder.open:
             raise TracingError(
                 f"a traced value escaped from the function that traced it (used at {user_location()}); "
                 "return it from that function instead of keeping it in a variable")
-        index = builder.add(op.name, tuple(builder.node_of(a) for a in args), param)
-        return Tracer(builder, index)
+        nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
+                       for a in args])
+        return Tracer(builder, builder.add(op.name, nodes, param))
+
+    @staticmethod
+    def _tg_evaluate_nodes(graph, args):
+        """``evaluate_nodes`` for floats and the tracers of one open builder: a replay there."""
+        builder = innermost(args).builder
+        if not builder.open or not all(type(a) is float or (type(a) is Tracer and a.builder is builder)
+                                       for a in args):
+            return None
+        env = builder.replay(graph, [a if type(a) is float else a.index for a in args])
+        return [x if type(x) is float else Tracer(builder, x) for x in env]
 
     def _tg_custom(self, region, env):
         """Record a custom derivative rule replayed into this trace (see ``Graph.custom``)."""
@@ -113,16 +121,26 @@ def _depth():
 
 
 class new_builder:
-    """Context manager: a fresh ``TraceBuilder`` one level deeper than the current one."""
+    """Context manager: a fresh ``TraceBuilder`` one level deeper than the current one.
+
+    The outermost one pauses Python's cyclic garbage collector, if it runs: a trace
+    makes hundreds of thousands of small objects that reference counting frees, and
+    collections in between would only scan them again (a quarter of the tracing time).
+    """
 
     def __enter__(self):
         _state.depth = _depth() + 1
+        self.paused = _state.depth == 1 and gc.isenabled()
+        if self.paused:
+            gc.disable()
         self.builder = TraceBuilder(_state.depth)
         return self.builder
 
     def __exit__(self, *exc):
         _state.depth -= 1
         self.builder.open = False
+        if self.paused:
+            gc.enable()
 
 
 def parameter_names(fn, count):
@@ -139,8 +157,11 @@ def trace_flat(fn, args):
     """Trace ``fn(*args)``; return ``(graph, out_tree, captured)``.
 
     The graph's inputs are the leaves of ``args`` followed by the captured tracers
-    of enclosing traces.
+    of enclosing traces. A function with ``_tg_trace_flat`` (``tg.grad(f)`` and the
+    like) gives its graph itself.
     """
+    if hasattr(fn, "_tg_trace_flat"):
+        return fn._tg_trace_flat(args)
     check_arguments(fn, args)
     leaves, in_tree = flatten(tuple(args))
     with new_builder() as b:

@@ -22,35 +22,64 @@ def jvp_graph(graph, wrt=None):
     wrt = range(len(graph.inputs)) if wrt is None else wrt
     with new_builder() as b:
         xs = [b.tracer(b.input()) for _ in graph.inputs]
-        ts = [None] * len(graph.inputs)
+        seeds = [{} for _ in graph.inputs]
         for k in wrt:
-            ts[k] = b.tracer(b.input())
-        env, tangent = [], []
-        regions = {o: region for region in graph.custom for o in region[2] if o is not None}
-        for i, (op, args, param) in enumerate(graph.nodes):
-            if op == "input":
-                env.append(xs[param])
-                tangent.append(ts[param])
-            elif op == "const":
-                env.append(param)
-                tangent.append(None)
-            else:
-                spec = TABLE[op]
-                extra = (param,) if spec.has_param else ()
-                ins = [env[a] for a in args]
-                out = bind(spec, *ins, param=param)
-                t_ins = [tangent[a] for a in args]
-                env.append(out)
-                tangent.append(None if all(t is None for t in t_ins) else jvp_rule(spec)(t_ins, out, *ins, *extra))
-            if i in regions:  # a user's rule replaces the derived tangent
-                kind, ins, outs, rule = regions[i]
-                tangent[i] = _rule_tangent(kind, rule, [env[a] for a in ins], [tangent[a] for a in ins],
-                                           outs.index(i))
-        replay_custom(graph, env)
-        outputs = [env[o] for o in graph.outputs]
-        outputs += [0.0 if tangent[o] is None else tangent[o] for o in graph.outputs]
+            seeds[k] = {0: b.tracer(b.input())}  # a single direction, 0
+        env, tangents = forward_sweep(graph, xs, seeds)
+        outputs = [env[o] for o in graph.outputs] + [tangents[o].get(0, 0.0) for o in graph.outputs]
         names = graph.input_names()
         return b.graph([b.node_of(o) for o in outputs], names + [f"t_{names[k]}" for k in wrt])
+
+
+def forward_sweep(graph, xs, seeds):
+    """Replay ``graph`` on ``xs`` and push tangents along several directions at once.
+
+    ``seeds[k]`` maps each direction to the tangent of input ``k``. Returns the value of
+    every node and its tangents, a dict holding only the directions with a nonzero one
+    (a node that depends on few inputs carries few directions).
+    """
+    env, tangents = [], []
+    none = {}  # no tangent (shared, never written)
+    regions = {o: region for region in graph.custom for o in region[2] if o is not None}
+    for i, (op, args, param) in enumerate(graph.nodes):
+        if op == "input":
+            env.append(xs[param])
+            tangents.append(seeds[param])
+        elif op == "const":
+            env.append(param)
+            tangents.append(none)
+        else:
+            spec = TABLE[op]
+            extra = (param,) if spec.has_param else ()
+            ins = [env[a] for a in args]
+            out = bind(spec, *ins, param=param)
+            env.append(out)
+            t_args = [tangents[a] for a in args]
+            tangent = {}
+            for d in _directions(t_args):
+                t = jvp_rule(spec)([ts.get(d) for ts in t_args], out, *ins, *extra)
+                if t is not None:
+                    tangent[d] = t
+            tangents.append(tangent or none)
+        if i in regions:  # a user's rule replaces the derived tangent
+            kind, ins, outs, rule = regions[i]
+            t_args = [tangents[a] for a in ins]
+            tangent = {}
+            for d in _directions(t_args):
+                t = _rule_tangent(kind, rule, [env[a] for a in ins], [ts.get(d) for ts in t_args],
+                                  outs.index(i))
+                if t is not None:
+                    tangent[d] = t
+            tangents[i] = tangent or none
+    replay_custom(graph, env)
+    return env, tangents
+
+
+def _directions(tangents):
+    """The directions of a node's arguments' tangents, in order of first appearance."""
+    if len(tangents) == 1:
+        return tangents[0]
+    return dict.fromkeys(d for ts in tangents for d in ts)
 
 
 def _rule_tangent(kind, rule, ins, t_ins, k):

@@ -43,11 +43,18 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
         env = evaluate_nodes(graph, xs)
         replay_custom(graph, env)
         depends = _depends(graph, wrt)
-        adjoint = {}  # node -> {mask: cotangent}; a mask is a tuple of (cond node, negate)
+        # node -> its cotangent, or once a masked one arrives {mask: cotangent}, where a mask
+        # is a tuple of (cond node, negate) and the unmasked cotangent has the mask ()
+        adjoint = {}
         conds = {}    # cond node -> its tracer
 
         def accumulate(node, mask, ct):
-            slot = adjoint.setdefault(node, {})
+            slot = adjoint.get(node)
+            if type(slot) is not dict:
+                if not mask:
+                    adjoint[node] = ct if slot is None else slot + ct
+                    return
+                slot = adjoint[node] = {} if slot is None else {(): slot}
             slot[mask] = ct if mask not in slot else slot[mask] + ct
 
         for out, ct in zip(graph.outputs, seeds):
@@ -56,18 +63,20 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
         frozen, regions = _regions(graph)
         for i in reversed(range(len(graph.nodes))):
             for kind, ins, outs, rule in regions.get(i, ()):  # a user's rule replaces the walk inside
-                cts = [None if o is None else _materialise(adjoint.pop(o, {}), conds) for o in outs]
+                cts = [None if o is None else _materialise(adjoint.pop(o, None), conds) for o in outs]
                 if all(ct is None for ct in cts):
                     continue
                 for a, ct in zip(ins, _apply_vjp_rule(kind, rule, [env[a] for a in ins], cts)):
                     if depends[a]:
                         accumulate(a, (), ct)
+            if i not in adjoint or i in frozen:
+                continue
             op, args, param = graph.nodes[i]
-            if op in ("input", "const") or i not in adjoint or i in frozen:
+            if op in ("input", "const"):
                 continue
             spec = TABLE[op]
             extra = (param,) if spec.has_param else ()
-            for mask, g in adjoint.pop(i).items():
+            for mask, g in _by_mask(adjoint.pop(i)):
                 cts = spec.vjp(g, env[i], *[env[a] for a in args], *extra)
                 for a, ct in zip(args, cts):
                     if ct is None or not depends[a]:
@@ -79,7 +88,7 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
                     else:
                         mask_a = mask
                     accumulate(a, mask_a, ct)
-        grads = [_materialise(adjoint.get(graph.inputs[k], {}), conds) for k in wrt]
+        grads = [_materialise(adjoint.get(graph.inputs[k]), conds) for k in wrt]
         grads = [0.0 if g is None else g for g in grads]
         outputs = ([env[o] for o in graph.outputs] if keep_outputs else []) + grads
         return b.graph([b.node_of(o) for o in outputs], graph.names + _ct_names(graph, seed))
@@ -110,9 +119,16 @@ def _apply_vjp_rule(kind, rule, ins, cts):
     return evaluate(transpose, ins + [0.0] * n + cts)
 
 
-def _materialise(masked_cts, conds):
+def _by_mask(slot):
+    """The (mask, cotangent) pairs of a node's ``adjoint`` entry."""
+    return slot.items() if type(slot) is dict else [((), slot)]
+
+
+def _materialise(slot, conds):
+    if slot is None:
+        return None
     total = None
-    for mask, g in masked_cts.items():
+    for mask, g in _by_mask(slot):
         for cond, negate in mask:
             g = where(conds[cond], 0.0, g) if negate else where(conds[cond], g, 0.0)
         total = g if total is None else total + g
