@@ -97,3 +97,15 @@ def test_vjp_cotangent_structure_mismatch():
 def test_huge_int_is_a_value_error():
     with pytest.raises(ValueError, match="too large"):
         tg.exp(10 ** 400)
+
+
+def test_keyword_arguments_are_a_clear_type_error():
+    with pytest.raises(TypeError, match="by position"):
+        tg.jit(lambda x, y: x * y)(1.0, y=2.0)
+
+
+def test_graph_of_a_varargs_function_needs_an_example_call():
+    f = tg.jit(lambda *a: a[0] * 2.0)
+    with pytest.raises(TypeError, match="example arguments"):
+        f.graph
+    assert f(3.0) == 6.0 and len(f.graph.inputs) == 1

@@ -54,7 +54,10 @@ class Function:
         """What ``trace_flat(self, args)`` would give, without replaying the graph into a trace."""
         return self.make_graph(args)
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"{self!r} takes its arguments by position only (got {', '.join(kwargs)} by "
+                            "keyword); pass them in the order of the function's parameters")
         fast = self._floats.get(len(args))
         if fast is not None:
             for a in args:
@@ -110,12 +113,16 @@ def _flat_tuple(out_tree, out):
 
 
 def _positional_parameters(fn):
+    """The required positional parameters of ``fn``, to trace it with one float each."""
     import inspect
     try:
-        return [p for p in inspect.signature(fn).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+        params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        raise TypeError("cannot tell this function's parameters; call it once with example arguments") from None
+        params = None
+    if params is None or any(p.kind == p.VAR_POSITIONAL for p in params):
+        raise TypeError("cannot tell how many arguments this function takes (it has *args or no "
+                        "signature); call it once with example arguments before reading .graph or .source")
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
 
 
 def _check_callable(fn, name):

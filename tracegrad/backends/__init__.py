@@ -22,7 +22,7 @@ from . import cache
 
 NAMES = ("interp", "python", "llvm", "numba")
 DEFAULT = "llvm"
-SMALL_GRAPH = 24
+SMALL_GRAPH = 80   # measured crossover: a 74-node gradient 1.66 µs python vs 1.83 µs llvm; 146 nodes 3.08 vs 2.06
 _CACHE_SIZE = 1024
 _cache = OrderedDict()
 _lock = threading.Lock()

@@ -12,7 +12,7 @@ maximum), so the walk repeats until only kept ops remain. A constant parameter
   v3 = where v2 0.0 x
   in (v3) }
 """
-from ..ops import TABLE, bind
+from ..ops import TABLE
 from ..tracing import new_builder
 
 
@@ -29,18 +29,17 @@ def lower(graph, keep):
 
 
 def _lower_once(graph, keep):
+    """One walk: kept ops are copied node to node, the others traced through their rule."""
     with new_builder() as b:
-        env = []
+        env = []  # node of the new graph for each node of the old one
         for op, args, param in graph.nodes:
             if op == "input":
-                env.append(b.tracer(b.input()))
+                env.append(b.input())
             elif op == "const":
-                env.append(param)
+                env.append(b.const(param))
+            elif op in keep:
+                env.append(b.add(op, tuple(env[a] for a in args), param))
             else:
-                spec, ins = TABLE[op], [env[a] for a in args]
-                if op in keep:
-                    env.append(bind(spec, *ins, param=param))
-                else:
-                    extra = (param,) if spec.has_param else ()
-                    env.append(spec.lower(*ins, *extra))
-        return b.graph([b.node_of(env[o]) for o in graph.outputs], graph.names)
+                extra = (param,) if TABLE[op].has_param else ()
+                env.append(b.node_of(TABLE[op].lower(*[b.tracer(env[a]) for a in args], *extra)))
+        return b.graph([env[o] for o in graph.outputs], graph.names)
