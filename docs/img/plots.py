@@ -13,23 +13,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # benchmarks/compile_time.py: seconds to trace + differentiate + compile the Rosenbrock gradient
 COMPILE = {
-    "llvm": {10: 0.184, 100: 0.386, 1000: 0.751, 10000: 6.108},
-    "python": {10: 0.023, 100: 0.070, 1000: 0.637, 10000: 3.714},
-    "numba": {10: 3.890, 100: 3.510, 1000: 30.699},
-    "jax.jit(grad)": {10: 0.472, 100: 2.035, 1000: 18.415},
-    "sympy diff + lambdify": {10: 0.419, 100: 2.006},
+    "llvm": {10: 0.027, 100: 0.061, 1000: 0.303, 10000: 2.726},
+    "python": {10: 0.003, 100: 0.015, 1000: 0.197, 10000: 1.251},
+    "numba": {10: 0.649, 100: 1.167},
+    "jax.jit(grad)": {10: 0.152, 100: 0.974},
+    "sympy diff + lambdify": {10: 0.202},
 }
 # benchmarks/call_overhead.py: microseconds per call of a small gradient
 CALL = {
-    "numba by hand (floor)": 0.219, "Python by hand": 0.643, "tg.jit(grad) default": 6.125,
-    "tg.jit(grad) python": 8.728, "tg.jit(grad) llvm": 10.180, "tg.jit(grad) numba": 8.924,
-    "tg numba .kernel": 0.411, "tg llvm kernel (ctypes)": 4.312, "sympy lambdify": 3.702,
-    "jax.jit(jax.grad)": 11.371,
+    "numba by hand (floor)": 0.219, "Python by hand": 0.426, "tg.jit(grad) default": 1.063,
+    "tg.jit(grad) python": 1.077, "tg.jit(grad) llvm": 1.726, "tg.jit(grad) numba": 0.456,
+    "tg numba .kernel": 0.218, "tg llvm kernel (ctypes)": 1.406, "sympy lambdify": 2.346,
+    "jax.jit(jax.grad)": 8.989,
 }
 # benchmarks/moons.py: median seconds per training step of micrograd's moons demo
 MOONS = {
-    "micrograd": 5.463, "tracegrad eager Value": 0.7269, "tracegrad Trainer (llvm)": 636.9e-6,
-    "PyTorch eager": 359.5e-6, "JAX jit(step)": 80.3e-6, "JAX fori_loop (100 steps)": 21.9e-6,
+    "micrograd": 0.9713, "tracegrad eager Value": 0.08810, "tracegrad Trainer (llvm)": 12.4e-6,
+    "PyTorch eager": 370.6e-6, "JAX jit(step)": 71.2e-6, "JAX fori_loop (100 steps)": 18.3e-6,
 }
 
 
