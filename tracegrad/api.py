@@ -26,6 +26,11 @@ class Function:
     ``make_graph(args) -> (graph, out_tree, captured)`` builds the graph for the
     structure of ``args``. Attributes: ``graph`` (of the last structure called, or
     of one float per parameter), ``source`` (the generated code) and ``backend``.
+
+    >>> import tracegrad as tg
+    >>> f = tg.jit(lambda x, y: x * y)      # a Function
+    >>> f(2.0, 3.0), len(f.graph.inputs)
+    (6.0, 2)
     """
 
     def __init__(self, fn, make_graph, backend=None, cache_dir=None):

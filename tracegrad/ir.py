@@ -48,6 +48,11 @@ class Graph:
     ``names`` are display names of the inputs (for printing and sympy); they take no
     part in equality, hashing or code generation.
 
+    >>> import tracegrad as tg
+    >>> g = tg.trace(lambda x: tg.sin(x) * x, 1.0)
+    >>> len(g.nodes), g.inputs, g.outputs, g.stats()["sin"]
+    (3, (0,), (2,), 1)
+
     ``custom`` lists the regions of user-defined derivative rules (``tg.custom_vjp`` /
     ``tg.custom_jvp``), each ``(kind, ins, outs, rule)``: the nodes ``outs`` (None where
     dead) were computed from the nodes ``ins``, and the transforms use the ``rule``

@@ -130,10 +130,23 @@ def jvp_rule(op):
     return op.jvp or derived_jvp(op)
 
 
-def _function(op):
+_EXAMPLE_ARGS = {1: (0.5,), 2: (0.5, 2.0), 3: (1.0, 2.0, 3.0)}
+
+
+def _function(op, summary="", example=None):
+    """The function of ``op`` (``tg.exp`` ...), with a docstring whose example is evaluated now.
+
+    Without a ``summary`` it is an internal function, used by the rules (``div``, ``lt`` ...).
+    """
     def fn(*args):
         return bind(op, *args)
+    args = example or _EXAMPLE_ARGS[op.arity]
+    call = f"{op.name}({', '.join(map(repr, args))})"
+    setup = "import tracegrad as tg" if summary else f"from tracegrad.ops import {op.name}"
+    call = f"tg.{call}" if summary else call
     fn.__name__ = fn.__qualname__ = op.name
+    fn.__doc__ = (f"{summary or 'The op ' + repr(op.name) + ' of the table.'}\n\nWorks on floats, traced values "
+                  f"and ``Value``s; IEEE results, never raises.\n\n>>> {setup}\n>>> {call}\n{op.eval(*args)!r}\n")
     return fn
 
 
@@ -258,9 +271,25 @@ CLAMP = defop("clamp", 3,  # as torch.clamp(x, lo, hi): min(max(x, lo), hi), so 
 
 # The public math functions: tg.exp(x) works on floats, tracers and Values alike.
 add, sub, mul, div, neg = map(_function, (ADD, SUB, MUL, DIV, NEG))
-exp, log, log1p, sqrt, sin, cos, tanh = map(_function, (EXP, LOG, LOG1P, SQRT, SIN, COS, TANH))
-sigmoid, softplus, relu, sign, abs_ = map(_function, (SIGMOID, SOFTPLUS, RELU, SIGN, ABS))
-maximum, minimum, where, clamp = map(_function, (MAXIMUM, MINIMUM, WHERE, CLAMP))
+exp = _function(EXP, "e to the power x.")
+log = _function(LOG, "Natural logarithm: nan below 0, -inf at 0.")
+log1p = _function(LOG1P, "log(1 + x), accurate for small x.")
+sqrt = _function(SQRT, "Square root: nan below 0; sqrt(-0.0) is -0.0.")
+sin = _function(SIN, "Sine (radians): nan at ±inf.")
+cos = _function(COS, "Cosine (radians): nan at ±inf.")
+tanh = _function(TANH, "Hyperbolic tangent; its derivative reuses the output: 1 - tanh(x)**2.")
+sigmoid = _function(SIGMOID, "Logistic sigmoid 1 / (1 + exp(-x)), never overflowing.")
+softplus = _function(SOFTPLUS, "log(1 + exp(x)), computed stably as max(x, 0) + log1p(exp(-|x|)).")
+relu = _function(RELU, "max(x, 0); relu'(0) = 0 as in PyTorch.", (-0.5,))
+sign = _function(SIGN, "-1, 0 or 1 (0 for nan, as PyTorch); its derivative is 0.", (-0.5,))
+abs_ = _function(ABS, "Absolute value; abs'(0) = 0 as in PyTorch.", (-0.5,))
+maximum = _function(MAXIMUM, "The larger of x and y; nan if either is nan; ties split the gradient evenly.")
+minimum = _function(MINIMUM, "The smaller of x and y; nan if either is nan; ties split the gradient evenly.")
+where = _function(WHERE, "a where cond is nonzero (nan counts as true), else b: ``where(cond, a, b)``.\n\n"
+                  "The branch not taken gets a strong-zero gradient, so a nan or inf there never\n"
+                  "reaches the result's gradient. Use it instead of ``if`` on traced values.")
+clamp = _function(CLAMP, "min(max(x, lo), hi) as torch.clamp: ``clamp(x, lo, hi)``; hi wins if lo > hi.",
+                  (1.5, 0.0, 1.0))
 lt, le, gt, ge, eq, ne = map(_function, (LT, LE, GT, GE, EQ, NE))
 
 

@@ -156,7 +156,11 @@ class Value(Arithmetic):
                         x.grad += ct
 
     def zero_grad(self):
-        """Set the gradient of this Value and of every Value it depends on to 0."""
+        """Set the gradient of this Value and of every Value it depends on to 0.
+
+        >>> x = Value(3.0); y = x * x; y.backward(); y.zero_grad(); x.grad
+        0.0
+        """
         self.grad = 0.0
         for v in _topological_order(self):
             for a in v.parents:

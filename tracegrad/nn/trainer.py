@@ -45,6 +45,14 @@ class Trainer:
     traceable function ``loss(output, target)`` of one sample (output a scalar, or a list
     for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or ``tg.nn.Adam(...)`` without
     parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
+
+    >>> import numpy as np, tracegrad as tg
+    >>> model = tg.nn.MLP(1, [1], seed=0)
+    >>> trainer = tg.nn.Trainer(model, loss="mse", optimizer=tg.nn.SGD(lr=0.1))
+    >>> X = np.array([[0.0], [1.0]]); y = np.array([1.0, 3.0])
+    >>> _ = trainer.fit(X, y, epochs=300, progress=False)
+    >>> np.round(model.predict(X), 3)
+    array([1., 3.])
     """
 
     def __init__(self, model, loss="hinge", optimizer=None, l2=0.0, backend=None):
@@ -135,6 +143,12 @@ class Trainer:
 
         ``batch_size=None`` is full-batch (one optimizer step per epoch). With ``shuffle``
         the samples are permuted each epoch by ``np.random.default_rng(seed)``.
+
+        >>> import numpy as np, tracegrad as tg
+        >>> trainer = tg.nn.Trainer(tg.nn.MLP(2, [4, 1], seed=0), loss="hinge")
+        >>> history = trainer.fit(np.eye(2), np.array([1.0, -1.0]), epochs=3, progress=False)
+        >>> sorted(history), len(history["loss"])
+        (['accuracy', 'loss'], 3)
         """
         X, y = self._check(X, y)
         if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0):
