@@ -22,6 +22,7 @@ define internal void @k.body(ptr noalias %in, ptr noalias %out, ptr noalias %s) 
 """
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import os
 import re
@@ -98,34 +99,38 @@ def _constant(x, width):
 
 # ---------------------------------------------------------------- emission
 
-def kernel_body(graph, width=1, load=None, first=0, stop=None, names=None):
-    """The instruction lines for nodes ``first:stop`` of a lowered graph.
+@functools.lru_cache(maxsize=None)
+def _forms(width):
+    """``TEMPLATES`` with the types of ``width`` filled in: op -> text with ``{r}``, ``{0}``... left."""
+    ty = _types(width)
+    return {op: form.format("{0}", "{1}", "{2}", r="{r}", **ty).replace("\n", "\n  ")
+            for op, form in TEMPLATES.items()}
+
+
+def kernel_body(graph, width=1, load=None, order=None, names=None):
+    """The instruction lines for the nodes ``order`` (default: all, in node order) of a lowered graph.
 
     ``load(i)`` returns the lines that define ``%v{i}`` for an input or a value computed
-    outside the range (first use only); constants are inlined as literals.
+    outside ``order`` (first use only); constants are inlined as literals. A compare is
+    one entry of two lines.
     """
-    ty = _types(width)
-    stop = len(graph.nodes) if stop is None else stop
+    nodes = graph.nodes
+    forms = _forms(width)
     names = {} if names is None else names
     lines = []
-
-    def name(i):
-        if i not in names:
-            op, _, param = graph.nodes[i]
-            if op == "const":
-                names[i] = _constant(param, width)
-            else:
-                lines.extend(load(i))
-                names[i] = f"%v{i}"
-        return names[i]
-
-    for i in range(first, stop):
-        op, args, _ = graph.nodes[i]
-        if op in ("input", "const"):
+    append = lines.append
+    for i in range(len(nodes)) if order is None else order:
+        op, args, _ = nodes[i]
+        if op == "input" or op == "const":
             continue
-        operands = [name(a) for a in args]
-        lines.extend(TEMPLATES[op].format(*operands, r=f"%v{i}", **ty).split("\n"))
-        names[i] = f"%v{i}"
+        operands = []
+        for a in args:
+            n = names.get(a)
+            if n is None:
+                n = _operand(graph, a, width, load, names, lines)
+            operands.append(n)
+        r = names[i] = f"%v{i}"
+        append(forms[op].format(*operands, r=r))
     return lines, names
 
 
@@ -157,17 +162,32 @@ def _scalarised(base, width):
 
 
 def _chunks(graph):
-    """Split the node range into chunks of about CHUNK computed nodes."""
-    bounds, count = [0], 0
-    for i, (op, _, _) in enumerate(graph.nodes):
-        if op not in ("input", "const"):
-            count += 1
-            if count == CHUNK:
-                bounds.append(i + 1)
-                count = 0
-    if bounds[-1] != len(graph.nodes):
-        bounds.append(len(graph.nodes))
-    return list(zip(bounds, bounds[1:])) or [(0, 0)]
+    """The computed nodes in chunks of CHUNK, or ``[None]`` (all nodes, in node order) for a small graph.
+
+    Chunks follow a depth-first walk from the outputs, so a chunk mostly uses values it
+    computes itself: for a gradient, few pass between chunks through the scratch array.
+    """
+    nodes = graph.nodes
+    seen, order = bytearray(len(nodes)), []
+    for o in graph.outputs:
+        if seen[o]:
+            continue
+        seen[o] = 1
+        stack = [(o, iter(nodes[o][1]))]
+        while stack:
+            i, args = stack[-1]
+            for a in args:
+                if not seen[a]:
+                    seen[a] = 1
+                    stack.append((a, iter(nodes[a][1])))
+                    break
+            else:
+                stack.pop()
+                if nodes[i][1]:
+                    order.append(i)
+    if len(order) <= CHUNK:
+        return [None]
+    return [order[c:c + CHUNK] for c in range(0, len(order), CHUNK)]
 
 
 def _element(base, index, name, ty, store=None):
@@ -180,65 +200,71 @@ def _element(base, index, name, ty, store=None):
     return lines
 
 
-def function_text(graph, name, width=1, first=0, stop=None, slots=None, internal=False, attrs="#0"):
-    """One LLVM function ``void @name(ptr %in, ptr %out, ptr %s)`` for nodes ``first:stop``.
+def function_text(graph, name, width=1, order=None, slots=None, outputs=None, internal=False, attrs="#0"):
+    """One LLVM function ``void @name(ptr %in, ptr %out, ptr %s)`` computing the nodes ``order``.
 
     ``%in`` holds the inputs and ``%out`` receives the outputs, one value of type
-    ``double`` (or ``<width x double>``) each. ``slots`` maps nodes computed outside
-    the range, or needed after it, to their index in the scratch array ``%s``; without
-    ``slots`` the function covers the whole graph and stores its outputs.
+    ``double`` (or ``<width x double>``) each; the function stores the outputs at the
+    positions ``outputs``. Defaults: all nodes in node order, all outputs. ``slots``
+    maps the nodes that pass between functions to their index in the scratch array
+    ``%s``: the function stores those it computes and loads the others it uses.
     """
     ty = _types(width)["t"]
     slots = {} if slots is None else slots
-    stop = len(graph.nodes) if stop is None else stop
+    nodes = graph.nodes
 
     def load(i):
-        op, _, param = graph.nodes[i]
+        op, _, param = nodes[i]
         return _element("%in", param, f"v{i}", ty) if op == "input" else _element("%s", slots[i], f"v{i}", ty)
 
-    body, names = kernel_body(graph, width, load, first, stop)
-    for i, slot in slots.items():
-        if first <= i < stop and i in names and names[i] == f"%v{i}" and graph.nodes[i][0] != "input":
-            body += _element("%s", slot, f"q{i}", ty, store=f"%v{i}")
-    if stop == len(graph.nodes):  # the last function stores the outputs
-        for k, o in enumerate(graph.outputs):
-            value = names.get(o) or _operand(graph, o, width, load, names, body)
-            body += _element("%out", k, f"o{k}", ty, store=value)
+    body, names = kernel_body(graph, width, load, order)
+    for i in order if slots else ():
+        if i in slots:
+            body += _element("%s", slots[i], f"q{i}", ty, store=f"%v{i}")
+    for k in range(len(graph.outputs)) if outputs is None else outputs:
+        o = graph.outputs[k]
+        value = names.get(o) or _operand(graph, o, width, load, names, body)
+        body += _element("%out", k, f"o{k}", ty, store=value)
     linkage = "internal " if internal else ""
-    return "\n".join([f"define {linkage}void @{name}(ptr noalias %in, ptr noalias %out, ptr noalias %s) {attrs} {{",
-                      *["  " + line for line in body], "  ret void", "}"])
+    return "\n  ".join([f"define {linkage}void @{name}(ptr noalias %in, ptr noalias %out, ptr noalias %s) {attrs} {{",
+                        *body, "ret void"]) + "\n}"
 
 
 def _operand(graph, i, width, load, names, body):
     """The name of node ``i`` in the current function, loading it first if needed."""
     op, _, param = graph.nodes[i]
     if op == "const":
-        return _constant(param, width)
-    body += load(i)
-    names[i] = f"%v{i}"
+        names[i] = _constant(param, width)
+    else:
+        body += load(i)
+        names[i] = f"%v{i}"
     return names[i]
 
 
 def module_text(graph):
     """The LLVM module for a lowered graph: ``k(in, out)``, ``k_rows`` and, if large, chunk functions."""
     chunks = _chunks(graph)
-    if len(chunks) == 1:
-        defs = [function_text(graph, "k.body", internal=True, attrs="#2")]
+    if chunks == [None]:
+        defs, calls = [function_text(graph, "k.body", internal=True, attrs="#2")], ["k.body"]
         scratch = 1
     else:
-        owner = {i: c for c, (lo, hi) in enumerate(chunks) for i in range(lo, hi)}
-        slots, last = {}, len(chunks) - 1
-        uses = [(owner[i], a) for i in range(len(graph.nodes)) for a in graph.nodes[i][1]]
-        uses += [(last, o) for o in graph.outputs]
-        for c, a in uses:
-            if graph.nodes[a][0] not in ("input", "const") and owner[a] != c:
-                slots.setdefault(a, len(slots))
-        defs = [function_text(graph, f"chunk{c}", 1, lo, hi, slots, internal=True, attrs="#1")
-                for c, (lo, hi) in enumerate(chunks)]
+        nodes, last = graph.nodes, len(chunks) - 1
+        owner = {i: c for c, chunk in enumerate(chunks) for i in chunk}
+        slots, stored = {}, [[] for _ in chunks]
+        for c, chunk in enumerate(chunks):
+            for i in chunk:
+                for a in nodes[i][1]:
+                    if owner.get(a, c) != c:
+                        slots.setdefault(a, len(slots))
+        for k, o in enumerate(graph.outputs):  # each output is stored where it is computed
+            stored[owner.get(o, last)].append(k)
+        calls = [f"chunk{c}" for c in range(len(chunks))]
+        defs = [function_text(graph, calls[c], 1, chunk, slots, stored[c], internal=True, attrs="#1")
+                for c, chunk in enumerate(chunks)]
         scratch = max(len(slots), 1)
-    calls = [f"  call void @{d.split('@')[1].split('(')[0]}(ptr %in, ptr %out, ptr %s)" for d in defs]
     defs.append("\n".join([f"define void @k(ptr noalias %in, ptr noalias %out) #{2 if len(chunks) == 1 else 0} {{",
-                           f"  %s = alloca [{scratch} x double]", *calls, "  ret void", "}"]))
+                           f"  %s = alloca [{scratch} x double]",
+                           *[f"  call void @{c}(ptr %in, ptr %out, ptr %s)" for c in calls], "  ret void", "}"]))
     text = "\n\n".join(defs)
     return "\n".join([f"; Generated by tracegrad from graph {graph.fingerprint}; do not edit.", text, "",
                       _ROWS.format(n_in=max(len(graph.inputs), 1), n_out=max(len(graph.outputs), 1)),
