@@ -376,27 +376,29 @@ class Builder:
         A custom rule region stays if one of its outputs is live, and keeps its inputs live.
         """
         nodes = self.nodes
-        live = set(self.inputs)
-        stack = list(set(outputs))  # a Hessian's outputs repeat (its zeros, its symmetry)
+        live = bytearray(len(nodes))
+        for i in self.inputs:
+            live[i] = 1
+        stack = list(outputs)
         kept = []
         while stack:
             while stack:
                 i = stack.pop()
-                if i not in live:
-                    live.add(i)
+                if not live[i]:
+                    live[i] = 1
                     stack.extend(nodes[i][1])
             for region in self.custom:
-                if region not in kept and any(o in live for o in region[2] if o is not None):
+                if region not in kept and any(live[o] for o in region[2] if o is not None):
                     kept.append(region)
                     stack.extend(region[1])
-        if len(live) == len(nodes):  # nothing dead: the numbering stays
+        if live.count(0) == 0:  # nothing dead: the numbering stays
             return Graph(tuple(nodes), tuple(self.inputs), tuple(outputs), tuple(names),
                          tuple(region for region in self.custom if region in kept))
         renumber, kept_nodes = [None] * len(nodes), []
-        for i in sorted(live):  # in node order
-            op, args, param = nodes[i]
-            renumber[i] = len(kept_nodes)
-            kept_nodes.append((op, tuple([renumber[a] for a in args]), param))
+        for i, node in enumerate(nodes):
+            if live[i]:
+                renumber[i] = len(kept_nodes)
+                kept_nodes.append((node[0], tuple([renumber[a] for a in node[1]]), node[2]))
         custom = tuple((kind, tuple(renumber[i] for i in ins),
                         tuple(None if o is None else renumber[o] for o in outs), rule)
                        for kind, ins, outs, rule in self.custom if (kind, ins, outs, rule) in kept)

@@ -20,10 +20,14 @@ from ..tracing import new_builder
 
 def _depends(graph, wrt):
     """For each node, whether it depends on one of the ``wrt`` inputs."""
-    seeds = {graph.inputs[i] for i in wrt}
-    dep = []
+    dep = [False] * len(graph.nodes)
+    for i in wrt:
+        dep[graph.inputs[i]] = True
     for i, (_, args, _) in enumerate(graph.nodes):
-        dep.append(i in seeds or any(dep[a] for a in args))
+        for a in args:
+            if dep[a]:
+                dep[i] = True
+                break
     return dep
 
 
