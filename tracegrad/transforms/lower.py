@@ -32,14 +32,15 @@ def _lower_once(graph, keep):
     """One walk: kept ops are copied node to node, the others traced through their rule."""
     with new_builder() as b:
         env = []  # node of the new graph for each node of the old one
+        append, add = env.append, b.add
         for op, args, param in graph.nodes:
             if op == "input":
-                env.append(b.input())
+                append(b.input())
             elif op == "const":
-                env.append(b.const(param))
+                append(b.const(param))
             elif op in keep:
-                env.append(b.add(op, tuple(env[a] for a in args), param))
+                append(add(op, tuple([env[a] for a in args]), param))
             else:
                 extra = (param,) if TABLE[op].has_param else ()
-                env.append(b.node_of(TABLE[op].lower(*[b.tracer(env[a]) for a in args], *extra)))
+                append(b.node_of(TABLE[op].lower(*[b.tracer(env[a]) for a in args], *extra)))
         return b.graph([env[o] for o in graph.outputs], graph.names)
