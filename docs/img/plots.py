@@ -13,11 +13,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # benchmarks/compile_time.py: seconds to trace + differentiate + compile the Rosenbrock gradient
 COMPILE = {
-    "llvm": {10: 0.027, 100: 0.061, 1000: 0.303, 10000: 2.726},
-    "python": {10: 0.003, 100: 0.015, 1000: 0.197, 10000: 1.251},
-    "numba": {10: 0.649, 100: 1.167},
-    "jax.jit(grad)": {10: 0.152, 100: 0.974},
-    "sympy diff + lambdify": {10: 0.202},
+    "llvm": {10: 0.018, 100: 0.076, 1000: 0.120, 10000: 1.647},
+    "python": {10: 0.002, 100: 0.017, 1000: 0.118, 10000: 1.362},
+    "numba": {10: 0.525, 100: 1.239, 1000: 14.533},
+    "jax.jit(grad)": {10: 0.157, 100: 0.827},
+    "sympy diff + lambdify": {10: 0.243},
 }
 # benchmarks/call_overhead.py: microseconds per call of a small gradient
 CALL = {
