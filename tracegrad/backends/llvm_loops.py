@@ -15,6 +15,7 @@ True
 """
 import contextlib
 import ctypes
+import re
 import threading
 
 import numpy as np
@@ -25,6 +26,7 @@ from . import llvm
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _loaded = {}                   # what a module was built from -> (engine, entry point), oldest first
 _lock = threading.Lock()
+GROUPS = 16                # sample groups whose factors are kept before summing their products
 
 
 class _Emitter:
@@ -76,12 +78,35 @@ def _vector_helpers(e, width):
     return vt, slot, splat, reduce
 
 
-def sample_kernel(graph, n_params, width):
-    """``void @sample(ptr %p, ptr %x, ptr %acc, mask)``: one group of samples, accumulated.
+def factors(graph):
+    """How each output is summed over samples: ``(a, b)`` for ``a * b``, ``(o, None)`` for ``o``.
+
+    A gradient is mostly a product of two per-sample values (a cotangent and an
+    activation) that several outputs share; the kernel stores those values, not the
+    products, and ``fit_source`` sums the products over a chunk of groups with the
+    accumulators in registers. ``a`` is the factor more outputs share.
+    """
+    pairs = []
+    for o in graph.outputs:
+        op, args, _ = graph.nodes[o]
+        if op == "mul" and all(graph.nodes[x][0] != "const" for x in args):
+            pairs.append(tuple(args))
+        else:
+            pairs.append((o, None))
+    counts = {}
+    for pair in pairs:
+        for x in pair:
+            counts[x] = counts.get(x, 0) + 1
+    return [(a, b) if b is None or counts[a] >= counts[b] else (b, a) for a, b in pairs]
+
+
+def sample_kernel(graph, n_params, width, stored):
+    """``void @sample(ptr %p, ptr %x, ptr %out, mask)``: one group of samples' factors.
 
     ``%p`` holds the ``n_params`` parameters as plain doubles (broadcast to every lane),
-    ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); each
-    output's lanes where ``mask`` is set are added to the vectors at ``%acc``.
+    ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); the
+    values of the nodes ``stored`` go to ``%out`` in that order, zero in the lanes where
+    ``mask`` is clear.
     """
     ty = llvm._types(width)
     t, b = ty["t"], ty["b"]
@@ -90,20 +115,102 @@ def sample_kernel(graph, n_params, width):
         index = graph.nodes[i][2]
         if index >= n_params:
             return [f"%x{i} = getelementptr {t}, ptr %x, i64 {index - n_params}", f"%v{i} = load {t}, ptr %x{i}"]
-        lines = [f"%x{i} = getelementptr double, ptr %p, i64 {index}"]
-        if width == 1:
-            return lines + [f"%v{i} = load double, ptr %x{i}"]
-        return lines + [f"%s{i} = load double, ptr %x{i}", f"%i{i} = insertelement {t} poison, double %s{i}, i64 0",
-                        f"%v{i} = shufflevector {t} %i{i}, {t} poison, <{width} x i32> zeroinitializer"]
+        return [f"%x{i} = getelementptr double, ptr %p, i64 {index}"]  # read at each use: see _reload
 
     body, names = llvm.kernel_body(graph, width, load)
-    for k, o in enumerate(graph.outputs):
-        value = names.get(o) or llvm._operand(graph, o, width, load, names, body)
-        body += [f"%a{k} = getelementptr {t}, ptr %acc, i64 {k}", f"%b{k} = load {t}, ptr %a{k}",
-                 f"%c{k} = select {b} %mask, {t} {value}, {t} {ty['zero']}", f"%d{k} = fadd {t} %b{k}, %c{k}",
-                 f"store {t} %d{k}, ptr %a{k}"]
-    return "\n".join([f"define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %acc, {b} %mask) #1 {{",
-                      *["  " + line for line in body], "  ret void", "}"])
+    defined = {line.split(" = ", 1)[0]: n for n, line in enumerate(body) if " = " in line}
+    after, tail = {}, []  # each value is stored right where it is defined: it need not stay in a register
+    for k, o in enumerate(stored):
+        value = names.get(o) or llvm._operand(graph, o, width, load, names, tail)
+        lines = [f"%a{k} = getelementptr {t}, ptr %out, i64 {k}",
+                 f"%c{k} = select {b} %mask, {t} {value}, {t} {ty['zero']}", f"store {t} %c{k}, ptr %a{k}"]
+        after.setdefault(defined.get(value), []).extend(lines)
+    tail += after.pop(None, [])
+    body = [x for n, line in enumerate(body) for x in [line, *after.get(n, ())]] + tail
+    return "\n".join([f"define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %out, {b} %mask) #1 {{",
+                      *["  " + line for line in _reload(body, width)], "  ret void", "}"])
+
+
+_VALUE = re.compile(r"%v(\d+)\b")
+
+
+def _reload(body, width):
+    """Each use of a parameter (pointer ``%x{i}`` with no ``%v{i}``) gets its own load and broadcast.
+
+    A broadcast parameter held from the forward to the backward pass would be spilled
+    to the stack as a whole vector and read back; a broadcast from the parameter array
+    costs one load instead, and leaves the registers to values that must be kept.
+    """
+    params = {m.group(1) for line in body if (m := re.match(r"%x(\d+) = getelementptr double, ptr %p,", line))}
+    lines, count = [], 0
+
+    def fresh(m):
+        nonlocal count
+        if m.group(1) not in params:
+            return m.group(0)
+        count += 1
+        r = f"%r{count}"
+        if width == 1:
+            lines.append(f"{r} = load double, ptr %x{m.group(1)}")
+        else:
+            t = f"<{width} x double>"
+            lines.extend([f"{r}.s = load double, ptr %x{m.group(1)}", f"{r}.i = insertelement {t} poison, double {r}.s, i64 0",
+                          f"{r} = shufflevector {t} {r}.i, {t} poison, <{width} x i32> zeroinitializer"])
+        return r
+    for line in body:
+        lhs, eq, rhs = line.rpartition(" = ") if " = " in line else ("", "", line)
+        lines.append(lhs + eq + _VALUE.sub(fresh, rhs))
+    return lines
+
+
+def _sums(e, pairs, slot_of, count, vt, width=8):
+    """Add ``sum over groups g < count of a[g] * b[g]`` (or ``a[g]``) to ``%acc[k]`` for each output k.
+
+    ``%buf`` holds ``len(slot_of)`` vectors per group; outputs that share ``a`` are
+    summed in one loop over the groups, ``width`` at a time, accumulators in registers
+    (the order of the additions is the order of the groups, as one sample at a time).
+    """
+    order = sorted(range(len(pairs)), key=lambda k: (pairs[k][1] is None, slot_of[pairs[k][0]], k))
+    chunks, current = [], []
+    for k in order:
+        if current and (len(current) == width or (pairs[current[0]][1] is None) != (pairs[k][1] is None)
+                        or (pairs[k][1] is not None and pairs[current[0]][0] != pairs[k][0])):
+            chunks.append(current)
+            current = []
+        current.append(k)
+    chunks.append(current)
+    stride = len(slot_of)
+    for c, chunk in enumerate(chunks):
+        before = e.block
+        for k in chunk:
+            e(f"%s{c}.{k}.p = getelementptr {vt}, ptr %acc, i64 {k}", f"%s{c}.{k}.0 = load {vt}, ptr %s{c}.{k}.p")
+        e(f"br label %s{c}")
+        e.label(f"s{c}")
+        e(f"%s{c}.g = phi i64 [ 0, %{before} ], [ %s{c}.gn, %s{c} ]")
+        for k in chunk:
+            e(f"%s{c}.{k} = phi {vt} [ %s{c}.{k}.0, %{before} ], [ %s{c}.{k}.n, %s{c} ]")
+        e(f"%s{c}.row = mul i64 %s{c}.g, {stride}")
+        loaded = {}
+
+        def value(node):
+            if node not in loaded:
+                name = f"%s{c}.f{len(loaded)}"
+                e(f"{name}.i = add i64 %s{c}.row, {slot_of[node]}", f"{name}.p = getelementptr {vt}, ptr %buf, i64 {name}.i",
+                  f"{name} = load {vt}, ptr {name}.p")
+                loaded[node] = name
+            return loaded[node]
+        for k in chunk:
+            a, b = pairs[k]
+            term = value(a)
+            if b is not None:
+                e(f"%s{c}.{k}.m = fmul {vt} {term}, {value(b)}")
+                term = f"%s{c}.{k}.m"
+            e(f"%s{c}.{k}.n = fadd {vt} %s{c}.{k}, {term}")
+        e(f"%s{c}.gn = add i64 %s{c}.g, 1", f"%s{c}.more = icmp slt i64 %s{c}.gn, {count}",
+          f"br i1 %s{c}.more, label %s{c}, label %s{c}.done")
+        e.label(f"s{c}.done")
+        for k in chunk:
+            e(f"store {vt} %s{c}.{k}.n, ptr %s{c}.{k}.p")
 
 
 def fit_source(sample, update, n_params, width=None):
@@ -120,11 +227,16 @@ def fit_source(sample, update, n_params, width=None):
     if NO != 2 + P or len(update.outputs) != 1 + S:
         raise ValueError("fit_source: the sample graph must output loss, flag and one gradient per parameter")
     padded = -(-P // width) * width
-    kernels = [sample_kernel(lower(sample, llvm.CORE), P, width),
+    lowered = lower(sample, llvm.CORE)
+    pairs = factors(lowered)
+    stored = list(dict.fromkeys(x for pair in pairs for x in pair if x is not None))
+    slot_of = {node: j for j, node in enumerate(stored)}
+    span = GROUPS * width  # samples whose factors are stored before they are summed
+    kernels = [sample_kernel(lowered, P, width, stored),
                llvm.function_text(lower(update, llvm.CORE), "update", width, internal=True, attrs="#0")]
     e = _Emitter()
     vt, slot, splat, reduce = _vector_helpers(e, width)
-    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{NO} x {vt}]",
+    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{NO} x {vt}]", f"%buf = alloca [{GROUPS * len(stored)} x {vt}]",
       f"%uin = alloca [{S + 4} x {vt}]", f"%uout = alloca [{S + 1} x {vt}]",
       f"%g = alloca [{padded} x double], align 64", f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
     with e.loop("gz", padded) as i:  # the padding parameters get a zero gradient
@@ -148,29 +260,36 @@ def fit_source(sample, update, n_params, width=None):
               "%mf = sitofp i64 %m to double")
             with e.loop("z", NO) as i:
                 e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
-            with e.loop("grp", "%m", width) as g:
-                e(f"%lane.i = insertelement <{width} x i64> poison, i64 {g}, i64 0",
-                  f"%lane.s = shufflevector <{width} x i64> %lane.i, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                  f"%lane.m = insertelement <{width} x i64> poison, i64 %m, i64 0",
-                  f"%lane.ms = shufflevector <{width} x i64> %lane.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                  f"%lane.ix = add <{width} x i64> %lane.s, {lane_ids}",
-                  f"%mask = icmp slt <{width} x i64> %lane.ix, %lane.ms")
-                for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
-                    e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
-                      f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
-                      f"%op{j} = getelementptr i64, ptr %ord, i64 %pos{j}", f"%idx{j} = load i64, ptr %op{j}")
-                for c in range(C):
-                    previous = "poison"
-                    for j in range(width):
-                        e(f"%a{c}.{j} = add i64 %idx{j}, %coff{c}", f"%d{c}.{j}.p = getelementptr double, ptr %data, i64 %a{c}.{j}",
-                          f"%d{c}.{j} = load double, ptr %d{c}.{j}.p",
-                          f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
-                        previous = f"%col{c}.{j}"
-                    e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
-                mask = llvm._types(width)["b"]
-                if width == 1:
-                    e("%mask1 = extractelement <1 x i1> %mask, i64 0")
-                e(f"call void @sample(ptr %params, ptr %kin, ptr %acc, {mask} %mask{'1' if width == 1 else ''})")
+            with e.loop("ch", "%m", span) as h:
+                e(f"%ch.rest = sub i64 %m, {h}", f"%ch.short = icmp slt i64 %ch.rest, {span}",
+                  f"%ch.n = select i1 %ch.short, i64 %ch.rest, i64 {span}", f"%ch.stop = add i64 {h}, %ch.n",
+                  f"%ch.w = add i64 %ch.n, {width - 1}", f"%ch.groups = udiv i64 %ch.w, {width}")
+                with e.loop("grp", "%ch.stop", width, h) as g:
+                    e(f"%lane.i = insertelement <{width} x i64> poison, i64 {g}, i64 0",
+                      f"%lane.s = shufflevector <{width} x i64> %lane.i, <{width} x i64> poison, <{width} x i32> zeroinitializer",
+                      f"%lane.m = insertelement <{width} x i64> poison, i64 %m, i64 0",
+                      f"%lane.ms = shufflevector <{width} x i64> %lane.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
+                      f"%lane.ix = add <{width} x i64> %lane.s, {lane_ids}",
+                      f"%mask = icmp slt <{width} x i64> %lane.ix, %lane.ms")
+                    for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
+                        e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
+                          f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
+                          f"%op{j} = getelementptr i64, ptr %ord, i64 %pos{j}", f"%idx{j} = load i64, ptr %op{j}")
+                    for c in range(C):
+                        previous = "poison"
+                        for j in range(width):
+                            e(f"%a{c}.{j} = add i64 %idx{j}, %coff{c}", f"%d{c}.{j}.p = getelementptr double, ptr %data, i64 %a{c}.{j}",
+                              f"%d{c}.{j} = load double, ptr %d{c}.{j}.p",
+                              f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
+                            previous = f"%col{c}.{j}"
+                        e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
+                    mask = llvm._types(width)["b"]
+                    if width == 1:
+                        e("%mask1 = extractelement <1 x i1> %mask, i64 0")
+                    e(f"%out.g = sub i64 {g}, {h}", f"%out.i = udiv i64 %out.g, {width}",
+                      f"%out.j = mul i64 %out.i, {len(stored)}", f"%out = getelementptr {vt}, ptr %buf, i64 %out.j",
+                      f"call void @sample(ptr %params, ptr %kin, ptr %out, {mask} %mask{'1' if width == 1 else ''})")
+                _sums(e, pairs, slot_of, "%ch.groups", vt)
             for k, target in ((0, "%h"), (1, "%h1")):  # loss and correct sums of the epoch
                 e(f"%t{k}.v = load {vt}, ptr {slot(f't{k}.p', '%acc', k)}")
                 e(f"%t{k}.o = load double, ptr {target}", f"%t{k}.n = fadd double %t{k}.o, {reduce(f't{k}.r', f'%t{k}.v')}",
