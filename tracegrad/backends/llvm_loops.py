@@ -163,6 +163,29 @@ def _reload(body, width):
     return lines
 
 
+def _lane_sums(e, vectors, width):
+    """A vector whose lane j is the sum of the lanes of ``vectors[j]``: a tree of shuffles and adds.
+
+    Each round pairs the vectors; a vector holding ``blocks`` partial sums of ``size``
+    lanes each gives the first halves of its blocks to one shuffle and the second halves
+    to the other, and their sum holds twice the blocks at half the size, in order.
+    """
+    t, names, blocks = f"<{width} x double>", list(vectors), 1
+    while len(names) > 1:
+        size = width // blocks
+        halves = [[i for k in range(blocks) for i in range(k * size + h * size // 2, k * size + (h + 1) * size // 2)]
+                  for h in (0, 1)]
+        masks = ["<" + ", ".join(f"i32 {i}" for i in half + [width + i for i in half]) + ">" for half in halves]
+        paired = []
+        for x, y in zip(names[::2], names[1::2]):
+            r = f"%ls{len(e.lines)}"
+            e(f"{r}.lo = shufflevector {t} {x}, {t} {y}, <{width} x i32> {masks[0]}",
+              f"{r}.hi = shufflevector {t} {x}, {t} {y}, <{width} x i32> {masks[1]}", f"{r} = fadd {t} {r}.lo, {r}.hi")
+            paired.append(r)
+        names, blocks = paired, blocks * 2
+    return names[0]
+
+
 def _sums(e, pairs, slot_of, count, vt, width=8):
     """Add ``sum over groups g < count of a[g] * b[g]`` (or ``a[g]``) to ``%acc[k]`` for each output k.
 
@@ -236,11 +259,9 @@ def fit_source(sample, update, n_params, width=None):
                llvm.function_text(lower(update, llvm.CORE), "update", width, internal=True, attrs="#0")]
     e = _Emitter()
     vt, slot, splat, reduce = _vector_helpers(e, width)
-    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{NO} x {vt}]", f"%buf = alloca [{GROUPS * len(stored)} x {vt}]",
+    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{2 + padded} x {vt}]", f"%buf = alloca [{GROUPS * len(stored)} x {vt}]",
       f"%uin = alloca [{S + 4} x {vt}]", f"%uout = alloca [{S + 1} x {vt}]",
-      f"%g = alloca [{padded} x double], align 64", f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
-    with e.loop("gz", padded) as i:  # the padding parameters get a zero gradient
-        e(f"%gz.p = getelementptr double, ptr %g, i64 {i}", "store double 0.0, ptr %gz.p")
+      f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
     lane_ids = "<" + ", ".join(f"i64 {j}" for j in range(width)) + ">"
     with e.loop("ep", "%epochs") as ep:
         e(f"%ep.off = mul i64 {ep}, %ostride", f"%ep.h = mul i64 {ep}, 3",
@@ -258,7 +279,7 @@ def fit_source(sample, update, n_params, width=None):
             e(f"%b.rest = sub i64 %n, {start}", "%b.short = icmp slt i64 %b.rest, %batch",
               "%m = select i1 %b.short, i64 %b.rest, i64 %batch", "%mlast = sub i64 %m, 1",
               "%mf = sitofp i64 %m to double")
-            with e.loop("z", NO) as i:
+            with e.loop("z", 2 + padded) as i:  # the padding parameters get a zero gradient
                 e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
             with e.loop("ch", "%m", span) as h:
                 e(f"%ch.rest = sub i64 %m, {h}", f"%ch.short = icmp slt i64 %ch.rest, {span}",
@@ -294,19 +315,23 @@ def fit_source(sample, update, n_params, width=None):
                 e(f"%t{k}.v = load {vt}, ptr {slot(f't{k}.p', '%acc', k)}")
                 e(f"%t{k}.o = load double, ptr {target}", f"%t{k}.n = fadd double %t{k}.o, {reduce(f't{k}.r', f'%t{k}.v')}",
                   f"store double %t{k}.n, ptr {target}")
-            with e.loop("rd", P) as i:  # mean gradient of the batch
-                e(f"%rd.i = add i64 {i}, 2")
-                e(f"%rd.v = load {vt}, ptr {slot('rd.p', '%acc', '%rd.i')}")
-                e(f"%rd.m = fdiv double {reduce('rd.s', '%rd.v')}, %mf",
-                  f"%rd.q = getelementptr double, ptr %g, i64 {i}", "store double %rd.m, ptr %rd.q")
+            splat("mv", "%mf")
             e("%kk = load i64, ptr %k", "%lr.p = getelementptr double, ptr %lr, i64 %kk",
               "%lr.x = load double, ptr %lr.p", "%t.i = add i64 %kk, %step0", "%t.j = add i64 %t.i, 1",
               "%t.x = sitofp i64 %t.j to double")
             e(f"store {vt} {splat('lr.v', '%lr.x')}, ptr {slot('lr.q', '%uin', S + 2)}",
               f"store {vt} {splat('t.v', '%t.x')}, ptr {slot('t.q', '%uin', S + 3)}")
-            with e.loop("u", padded, width) as q:
-                arrays = [("%params", 0), ("%g", 0)] + [("%state", s * padded) for s in range(S)]
+            with e.loop("u", padded, width) as q:  # the mean gradient of W parameters, then their update
+                e(f"%u.k = add i64 {q}, 2")
+                for j in range(width):
+                    e(f"%u.a{j} = add i64 %u.k, {j}")
+                    e(f"%u.s{j} = load {vt}, ptr {slot(f'u.p{j}', '%acc', f'%u.a{j}')}")
+                e(f"%u.g = fdiv {vt} {_lane_sums(e, [f'%u.s{j}' for j in range(width)], width)}, %mv",
+                  f"store {vt} %u.g, ptr {slot('u.gq', '%uin', 1)}")
+                arrays = [("%params", 0), (None, 0)] + [("%state", s * padded) for s in range(S)]
                 for a, (base, offset) in enumerate(arrays):
+                    if base is None:
+                        continue
                     e(f"%u{a}.o = add i64 {q}, {offset}", f"%u{a}.p = getelementptr double, ptr {base}, i64 %u{a}.o",
                       f"%u{a}.x = load {vt}, ptr %u{a}.p, align 8", f"store {vt} %u{a}.x, ptr {slot(f'u{a}.q', '%uin', a)}")
                 e("call void @update(ptr %uin, ptr %uout, ptr null)")
