@@ -186,8 +186,10 @@ def _lane_sums(e, vectors, width):
     return names[0]
 
 
-def _sums(e, pairs, slot_of, count, vt, width=8):
+def _sums(e, pairs, slot_of, count, first, vt, width=8):
     """Add ``sum over groups g < count of a[g] * b[g]`` (or ``a[g]``) to ``%acc[k]`` for each output k.
+
+    Where ``first`` (an ``i1``) is set, ``%acc[k]`` is taken as zero instead.
 
     ``%buf`` holds ``len(slot_of)`` vectors per group; outputs that share ``a`` are
     summed in one loop over the groups, ``width`` at a time, accumulators in registers
@@ -205,8 +207,9 @@ def _sums(e, pairs, slot_of, count, vt, width=8):
     stride = len(slot_of)
     for c, chunk in enumerate(chunks):
         before = e.block
-        for k in chunk:
-            e(f"%s{c}.{k}.p = getelementptr {vt}, ptr %acc, i64 {k}", f"%s{c}.{k}.0 = load {vt}, ptr %s{c}.{k}.p")
+        for k in chunk:  # the batch's first chunk starts from zero
+            e(f"%s{c}.{k}.p = getelementptr {vt}, ptr %acc, i64 {k}", f"%s{c}.{k}.l = load {vt}, ptr %s{c}.{k}.p",
+              f"%s{c}.{k}.0 = select i1 {first}, {vt} zeroinitializer, {vt} %s{c}.{k}.l")
         e(f"br label %s{c}")
         e.label(f"s{c}")
         e(f"%s{c}.g = phi i64 [ 0, %{before} ], [ %s{c}.gn, %s{c} ]")
@@ -262,6 +265,8 @@ def fit_source(sample, update, n_params, width=None):
     e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{2 + padded} x {vt}]", f"%buf = alloca [{GROUPS * len(stored)} x {vt}]",
       f"%uin = alloca [{S + 4} x {vt}]", f"%uout = alloca [{S + 1} x {vt}]",
       f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
+    with e.loop("z", 2 + padded, 1, 2 + P) as i:  # the padding parameters get a zero gradient
+        e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
     lane_ids = "<" + ", ".join(f"i64 {j}" for j in range(width)) + ">"
     with e.loop("ep", "%epochs") as ep:
         e(f"%ep.off = mul i64 {ep}, %ostride", f"%ep.h = mul i64 {ep}, 3",
@@ -279,8 +284,6 @@ def fit_source(sample, update, n_params, width=None):
             e(f"%b.rest = sub i64 %n, {start}", "%b.short = icmp slt i64 %b.rest, %batch",
               "%m = select i1 %b.short, i64 %b.rest, i64 %batch", "%mlast = sub i64 %m, 1",
               "%mf = sitofp i64 %m to double")
-            with e.loop("z", 2 + padded) as i:  # the padding parameters get a zero gradient
-                e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
             with e.loop("ch", "%m", span) as h:
                 e(f"%ch.rest = sub i64 %m, {h}", f"%ch.short = icmp slt i64 %ch.rest, {span}",
                   f"%ch.n = select i1 %ch.short, i64 %ch.rest, i64 {span}", f"%ch.stop = add i64 {h}, %ch.n",
@@ -310,7 +313,8 @@ def fit_source(sample, update, n_params, width=None):
                     e(f"%out.g = sub i64 {g}, {h}", f"%out.i = udiv i64 %out.g, {width}",
                       f"%out.j = mul i64 %out.i, {len(stored)}", f"%out = getelementptr {vt}, ptr %buf, i64 %out.j",
                       f"call void @sample(ptr %params, ptr %kin, ptr %out, {mask} %mask{'1' if width == 1 else ''})")
-                _sums(e, pairs, slot_of, "%ch.groups", vt)
+                e(f"%ch.first = icmp eq i64 {h}, 0")
+                _sums(e, pairs, slot_of, "%ch.groups", "%ch.first", vt)
             for k, target in ((0, "%h"), (1, "%h1")):  # loss and correct sums of the epoch
                 e(f"%t{k}.v = load {vt}, ptr {slot(f't{k}.p', '%acc', k)}")
                 e(f"%t{k}.o = load double, ptr {target}", f"%t{k}.n = fadd double %t{k}.o, {reduce(f't{k}.r', f'%t{k}.v')}",
