@@ -101,15 +101,13 @@ def factors(graph):
 
 
 def sample_kernel(graph, n_params, width, stored):
-    """``void @sample(ptr %p, ptr %x, ptr %out, mask)``: one group of samples' factors.
+    """``void @sample(ptr %p, ptr %x, ptr %out)``: one group of samples' factors.
 
     ``%p`` holds the ``n_params`` parameters as plain doubles (broadcast to every lane),
     ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); the
-    values of the nodes ``stored`` go to ``%out`` in that order, zero in the lanes where
-    ``mask`` is clear.
+    values of the nodes ``stored`` go to ``%out`` in that order.
     """
-    ty = llvm._types(width)
-    t, b = ty["t"], ty["b"]
+    t = llvm._types(width)["t"]
 
     def load(i):
         index = graph.nodes[i][2]
@@ -123,11 +121,11 @@ def sample_kernel(graph, n_params, width, stored):
     for k, o in enumerate(stored):
         value = names.get(o) or llvm._operand(graph, o, width, load, names, tail)
         lines = [f"%a{k} = getelementptr {t}, ptr %out, i64 {k}",
-                 f"%c{k} = select {b} %mask, {t} {value}, {t} {ty['zero']}", f"store {t} %c{k}, ptr %a{k}"]
+                 f"store {t} {value}, ptr %a{k}"]
         after.setdefault(defined.get(value), []).extend(lines)
     tail += after.pop(None, [])
     body = [x for n, line in enumerate(body) for x in [line, *after.get(n, ())]] + tail
-    return "\n".join([f"define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %out, {b} %mask) #1 {{",
+    return "\n".join(["define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %out) #1 {",
                       *["  " + line for line in _reload(body, width)], "  ret void", "}"])
 
 
@@ -289,12 +287,6 @@ def fit_source(sample, update, n_params, width=None):
                   f"%ch.n = select i1 %ch.short, i64 %ch.rest, i64 {span}", f"%ch.stop = add i64 {h}, %ch.n",
                   f"%ch.w = add i64 %ch.n, {width - 1}", f"%ch.groups = udiv i64 %ch.w, {width}")
                 with e.loop("grp", "%ch.stop", width, h) as g:
-                    e(f"%lane.i = insertelement <{width} x i64> poison, i64 {g}, i64 0",
-                      f"%lane.s = shufflevector <{width} x i64> %lane.i, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                      f"%lane.m = insertelement <{width} x i64> poison, i64 %m, i64 0",
-                      f"%lane.ms = shufflevector <{width} x i64> %lane.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                      f"%lane.ix = add <{width} x i64> %lane.s, {lane_ids}",
-                      f"%mask = icmp slt <{width} x i64> %lane.ix, %lane.ms")
                     for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
                         e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
                           f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
@@ -307,12 +299,24 @@ def fit_source(sample, update, n_params, width=None):
                               f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
                             previous = f"%col{c}.{j}"
                         e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
-                    mask = llvm._types(width)["b"]
-                    if width == 1:
-                        e("%mask1 = extractelement <1 x i1> %mask, i64 0")
                     e(f"%out.g = sub i64 {g}, {h}", f"%out.i = udiv i64 %out.g, {width}",
                       f"%out.j = mul i64 %out.i, {len(stored)}", f"%out = getelementptr {vt}, ptr %buf, i64 %out.j",
-                      f"call void @sample(ptr %params, ptr %kin, ptr %out, {mask} %mask{'1' if width == 1 else ''})")
+                      "call void @sample(ptr %params, ptr %kin, ptr %out)")
+                if width > 1:  # a partial last group: its lanes past the batch's end hold zeros
+                    e(f"%pz.rem = urem i64 %ch.n, {width}", "%pz.need = icmp ne i64 %pz.rem, 0",
+                      "br i1 %pz.need, label %pz, label %pz.done")
+                    e.label("pz")
+                    e(f"%pz.m = insertelement <{width} x i64> poison, i64 %pz.rem, i64 0",
+                      f"%pz.ms = shufflevector <{width} x i64> %pz.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
+                      f"%mask = icmp slt <{width} x i64> {lane_ids}, %pz.ms",
+                      "%pz.g = sub i64 %ch.groups, 1", f"%pz.row = mul i64 %pz.g, {len(stored)}")
+                    for f in range(len(stored)):
+                        e(f"%pz{f}.i = add i64 %pz.row, {f}", f"%pz{f}.p = getelementptr {vt}, ptr %buf, i64 %pz{f}.i",
+                          f"%pz{f}.x = load {vt}, ptr %pz{f}.p",
+                          f"%pz{f}.y = select <{width} x i1> %mask, {vt} %pz{f}.x, {vt} zeroinitializer",
+                          f"store {vt} %pz{f}.y, ptr %pz{f}.p")
+                    e("br label %pz.done")
+                    e.label("pz.done")
                 e(f"%ch.first = icmp eq i64 {h}, 0")
                 _sums(e, pairs, slot_of, "%ch.groups", "%ch.first", vt)
             for k, target in ((0, "%h"), (1, "%h1")):  # loss and correct sums of the epoch
