@@ -383,7 +383,7 @@ class FitLoop:
         key = ("fit", self.source, level)
         with _lock:
             if key not in _loaded:  # a new Trainer of the same model and data shape reuses the code
-                engine = llvm.load(llvm.cached_object(self.source, level, passes=False))
+                engine = llvm.load(llvm.cached_object(self.source, level, passes=True))
                 _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR,
                                                         _I64, _PTR)(engine.get_function_address("fit"))
                 while len(_loaded) > 32:
