@@ -204,9 +204,10 @@ def _sums(e, pairs, slot_of, count, first, vt, width=8):
 
     Where ``first`` (an ``i1``) is set, ``%acc[k]`` is taken as zero instead.
 
-    ``%buf`` holds ``len(slot_of)`` vectors per group; outputs that share ``a`` are
-    summed in one loop over the groups, ``width`` at a time, accumulators in registers
-    (the order of the additions is the order of the groups, as one sample at a time).
+    ``%buf`` holds ``len(slot_of)`` vectors per group. Outputs that share ``a`` form
+    chunks of ``width``; two chunks with the same ``b`` factors are summed in one loop
+    over the groups, accumulators in registers (the order of the additions is the
+    order of the groups, as one sample at a time).
     """
     order = sorted(range(len(pairs)), key=lambda k: (pairs[k][1] is None, slot_of[pairs[k][0]], k))
     chunks, current = [], []
@@ -217,6 +218,10 @@ def _sums(e, pairs, slot_of, count, first, vt, width=8):
             current = []
         current.append(k)
     chunks.append(current)
+    shared = {}  # two chunks with the same second factors make one loop: their loads are shared
+    for chunk in chunks:
+        shared.setdefault(pairs[chunk[0]][1] is not None and tuple(pairs[k][1] for k in chunk), []).append(chunk)
+    chunks = [sum(same[i:i + 2], []) for same in shared.values() for i in range(0, len(same), 2)]
     stride = len(slot_of)
     for c, chunk in enumerate(chunks):
         before = e.block
