@@ -202,7 +202,7 @@ class Trainer:
         lr = self.optimizer.lr
         if not callable(lr):
             return np.full(max(steps, 1), float(lr))
-        return np.array([float(lr(k)) for k in range(first, first + steps)] or [0.0])
+        return np.fromiter(map(lr, range(first, first + steps)), float, steps) if steps else np.zeros(1)
 
 
 def predict(model, X):
