@@ -127,6 +127,42 @@ def test_fit_loop_checks_its_buffers():
         loop(params, state, data.astype(np.float32), order, 0, 3, 1, lr, 0, hist)
 
 
+@pytest.fixture(scope="module")
+def long_batch():
+    # 300 samples in one batch: more groups than one chunk of stored factors at every width
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 2))
+    y = np.sign(X[:, 0] * X[:, 1]) + (X[:, 0] == 0)
+    twin = tg.nn.MLP(2, [6, 1], seed=3)
+    hinge = lambda s, t: tg.relu(1.0 + -t * s)  # noqa: E731
+    losses = eager_fit(twin, X, y, hinge, tg.nn.SGD(lr=0.2, momentum=0.5), 1e-3, epochs=3, batch=300)
+    return X, y, [p.data for p in twin.parameters()], losses
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_batch_of_several_chunks_equals_eager(long_batch, width):
+    X, y, eager_params, eager_losses = long_batch
+    params, history = trained(width, X, y, "hinge", tg.nn.SGD(lr=0.2, momentum=0.5), 1e-3, epochs=3,
+                              layers=[6, 1])
+    np.testing.assert_allclose(params, eager_params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(history["loss"], eager_losses, rtol=1e-12)
+
+
+@pytest.mark.parametrize("width", (1, 8))
+def test_gradients_that_are_inputs_or_constants(width):
+    # loss = score * target on a linear model: d/dbias = target (an input), d/dw = target * x
+    # (a product of inputs); a constant 0.5 in the loss adds a constant output
+    X = np.array([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25]])
+    y = np.array([1.0, -2.0, 0.75])
+    loss = lambda s, t: s * t + 0.5 * t  # noqa: E731
+    twin = tg.nn.MLP(2, [(1, "linear")], seed=3)
+    eager_losses = eager_fit(twin, X, y, loss, tg.nn.SGD(lr=0.1), 0.0, epochs=2, batch=2)
+    params, history = trained(width, X, y, loss, tg.nn.SGD(lr=0.1), 0.0, epochs=2, batch=2, layers=[(1, "linear")])
+    assert len(params) == 3 and params[2] != 0.0
+    np.testing.assert_allclose(params, [p.data for p in twin.parameters()], rtol=1e-14)
+    np.testing.assert_allclose(history["loss"], eager_losses, rtol=1e-14)
+
+
 def f(x, y):
     return tg.tanh(x * y + tg.sin(x)) * tg.exp(-y * y / 2) + tg.log(1 + x * x) + x ** y
 

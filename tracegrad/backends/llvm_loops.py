@@ -1,11 +1,17 @@
 """Whole loops as LLVM IR around lane kernels: a training run and a row map over arrays.
 
 The per-sample graph becomes a ``<W x double>`` kernel (lane j = sample j, ``W`` from
-the host CPU), kept a separate function; a driver function written here loops over
-epochs, minibatches and groups of ``W`` samples, accumulates the gradient, loss and
-"correct" vectors (lanes past the batch's end are masked out), reduces them, and runs
-the optimizer's update kernel over groups of ``W`` parameters. One ctypes call then
-runs a whole ``fit``; no Python runs between steps.
+the host CPU), kept a separate function. A gradient is mostly a product of two
+per-sample values (a cotangent times an activation), so the kernel stores those few
+values (about 70 for the moons MLP's 337 gradients), not the products, for up to
+``GROUPS`` groups of ``W`` samples; then loops with the accumulators in registers sum
+the products over those groups (``_sums``). This keeps the kernel's registers for its
+own values and the accumulators out of memory: memory traffic, not arithmetic, was the
+limit. Parameters are read (broadcast) at each use in the kernel rather than kept and
+spilled (``_reload``). The driver function written here loops over epochs, minibatches
+and chunks of groups, sums each parameter's lanes with a shuffle tree, ``W`` parameters
+at a time, and runs the optimizer's update graph inline. One ctypes call runs a whole
+``fit``; no Python runs between steps.
 
 >>> import tracegrad as tg
 >>> text = fit_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 0.0, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
@@ -15,6 +21,7 @@ True
 """
 import contextlib
 import ctypes
+import re
 import threading
 
 import numpy as np
@@ -25,6 +32,7 @@ from . import llvm
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _loaded = {}                   # what a module was built from -> (engine, entry point), oldest first
 _lock = threading.Lock()
+GROUPS = 16                # sample groups whose factors are kept before summing their products
 
 
 class _Emitter:
@@ -76,34 +84,185 @@ def _vector_helpers(e, width):
     return vt, slot, splat, reduce
 
 
-def sample_kernel(graph, n_params, width):
-    """``void @sample(ptr %p, ptr %x, ptr %acc, mask)``: one group of samples, accumulated.
+def factors(graph):
+    """How each output is summed over samples: ``(a, b)`` for ``a * b``, ``(o, None)`` for ``o``.
+
+    A gradient is mostly a product of two per-sample values (a cotangent and an
+    activation) that several outputs share; the kernel stores those values, not the
+    products, and ``fit_source`` sums the products over a chunk of groups with the
+    accumulators in registers. ``a`` is the factor more outputs share.
+    """
+    pairs = []
+    for o in graph.outputs:
+        op, args, _ = graph.nodes[o]
+        if op == "mul" and all(graph.nodes[x][0] != "const" for x in args):
+            pairs.append(tuple(args))
+        else:
+            pairs.append((o, None))
+    counts = {}
+    for pair in pairs:
+        for x in pair:
+            counts[x] = counts.get(x, 0) + 1
+    return [(a, b) if b is None or counts[a] >= counts[b] else (b, a) for a, b in pairs]
+
+
+def sample_kernel(graph, n_params, width, stored):
+    """``void @sample(ptr %p, ptr %x, ptr %out)``: one group of samples' factors.
 
     ``%p`` holds the ``n_params`` parameters as plain doubles (broadcast to every lane),
-    ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); each
-    output's lanes where ``mask`` is set are added to the vectors at ``%acc``.
+    ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); the
+    values of the nodes ``stored`` go to ``%out`` in that order.
     """
-    ty = llvm._types(width)
-    t, b = ty["t"], ty["b"]
+    t = llvm._types(width)["t"]
 
     def load(i):
         index = graph.nodes[i][2]
         if index >= n_params:
             return [f"%x{i} = getelementptr {t}, ptr %x, i64 {index - n_params}", f"%v{i} = load {t}, ptr %x{i}"]
-        lines = [f"%x{i} = getelementptr double, ptr %p, i64 {index}"]
-        if width == 1:
-            return lines + [f"%v{i} = load double, ptr %x{i}"]
-        return lines + [f"%s{i} = load double, ptr %x{i}", f"%i{i} = insertelement {t} poison, double %s{i}, i64 0",
-                        f"%v{i} = shufflevector {t} %i{i}, {t} poison, <{width} x i32> zeroinitializer"]
+        return [f"%x{i} = getelementptr double, ptr %p, i64 {index}"]  # read at each use: see _reload
 
     body, names = llvm.kernel_body(graph, width, load)
+    defined = {line.split(" = ", 1)[0]: n for n, line in enumerate(body) if " = " in line}
+    after, tail = {}, []  # each value is stored right where it is defined: it need not stay in a register
+    for k, o in enumerate(stored):
+        value = names.get(o) or llvm._operand(graph, o, width, load, names, tail)
+        lines = [f"%a{k} = getelementptr {t}, ptr %out, i64 {k}",
+                 f"store {t} {value}, ptr %a{k}"]
+        after.setdefault(defined.get(value), []).extend(lines)
+    tail += after.pop(None, [])
+    body = [x for n, line in enumerate(body) for x in [line, *after.get(n, ())]] + tail
+    return "\n".join(["define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %out) #1 {",
+                      *["  " + line for line in _reload(body, width)], "  ret void", "}"])
+
+
+_VALUE = re.compile(r"%v(\d+)\b")
+
+
+def _reload(body, width):
+    """Each use of a parameter (pointer ``%x{i}`` with no ``%v{i}``) gets its own load and broadcast.
+
+    A broadcast parameter held from the forward to the backward pass would be spilled
+    to the stack as a whole vector and read back; a broadcast from the parameter array
+    costs one load instead, and leaves the registers to values that must be kept.
+    """
+    params = {m.group(1) for line in body if (m := re.match(r"%x(\d+) = getelementptr double, ptr %p,", line))}
+    lines, count = [], 0
+
+    def fresh(m):
+        nonlocal count
+        if m.group(1) not in params:
+            return m.group(0)
+        count += 1
+        r = f"%r{count}"
+        if width == 1:
+            lines.append(f"{r} = load double, ptr %x{m.group(1)}")
+        else:
+            t = f"<{width} x double>"
+            lines.extend([f"{r}.s = load double, ptr %x{m.group(1)}",
+                          f"{r}.i = insertelement {t} poison, double {r}.s, i64 0",
+                          f"{r} = shufflevector {t} {r}.i, {t} poison, <{width} x i32> zeroinitializer"])
+        return r
+    for line in body:
+        lhs, eq, rhs = line.rpartition(" = ") if " = " in line else ("", "", line)
+        lines.append(lhs + eq + _VALUE.sub(fresh, rhs))
+    return lines
+
+
+def _lane_sums(e, vectors, width):
+    """A vector whose lane j is the sum of the lanes of ``vectors[j]``: a tree of shuffles and adds.
+
+    Each round pairs the vectors; a vector holding ``blocks`` partial sums of ``size``
+    lanes each gives the first halves of its blocks to one shuffle and the second halves
+    to the other, and their sum holds twice the blocks at half the size, in order.
+    """
+    t, names, blocks = f"<{width} x double>", list(vectors), 1
+    while len(names) > 1:
+        size = width // blocks
+        halves = [[i for k in range(blocks) for i in range(k * size + h * size // 2, k * size + (h + 1) * size // 2)]
+                  for h in (0, 1)]
+        masks = ["<" + ", ".join(f"i32 {i}" for i in half + [width + i for i in half]) + ">" for half in halves]
+        paired = []
+        for x, y in zip(names[::2], names[1::2]):
+            r = f"%ls{len(e.lines)}"
+            e(f"{r}.lo = shufflevector {t} {x}, {t} {y}, <{width} x i32> {masks[0]}",
+              f"{r}.hi = shufflevector {t} {x}, {t} {y}, <{width} x i32> {masks[1]}", f"{r} = fadd {t} {r}.lo, {r}.hi")
+            paired.append(r)
+        names, blocks = paired, blocks * 2
+    return names[0]
+
+
+def _update(e, graph, inputs, outputs, width):
+    """The optimizer's update graph inline: its inputs are the vectors named ``inputs``,
+    its outputs are stored at the pointers ``outputs``. Returns the lines."""
+    t, vt = llvm._types(width)["t"], f"<{width} x double>"
+
+    def load(i):  # a <1 x double> is a double to the update's code
+        return [f"%v{i} = bitcast {vt} {inputs[graph.nodes[i][2]]} to {t}"]
+    body, names = llvm.kernel_body(graph, width, load)
     for k, o in enumerate(graph.outputs):
-        value = names.get(o) or llvm._operand(graph, o, width, load, names, body)
-        body += [f"%a{k} = getelementptr {t}, ptr %acc, i64 {k}", f"%b{k} = load {t}, ptr %a{k}",
-                 f"%c{k} = select {b} %mask, {t} {value}, {t} {ty['zero']}", f"%d{k} = fadd {t} %b{k}, %c{k}",
-                 f"store {t} %d{k}, ptr %a{k}"]
-    return "\n".join([f"define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %acc, {b} %mask) #1 {{",
-                      *["  " + line for line in body], "  ret void", "}"])
+        body.append(f"store {t} {names.get(o) or llvm._operand(graph, o, width, load, names, body)}, ptr {outputs[k]}, "
+                    "align 8")
+    e(*body)
+    return body
+
+
+def _sums(e, pairs, slot_of, count, first, vt, width=8):
+    """Add ``sum over groups g < count of a[g] * b[g]`` (or ``a[g]``) to ``%acc[k]`` for each output k.
+
+    Where ``first`` (an ``i1``) is set, ``%acc[k]`` is taken as zero instead.
+
+    ``%buf`` holds ``len(slot_of)`` vectors per group. Outputs that share ``a`` form
+    chunks of ``width``; two chunks with the same ``b`` factors are summed in one loop
+    over the groups, accumulators in registers (the order of the additions is the
+    order of the groups, as one sample at a time).
+    """
+    order = sorted(range(len(pairs)), key=lambda k: (pairs[k][1] is None, slot_of[pairs[k][0]], k))
+    chunks, current = [], []
+    for k in order:
+        if current and (len(current) == width or (pairs[current[0]][1] is None) != (pairs[k][1] is None)
+                        or (pairs[k][1] is not None and pairs[current[0]][0] != pairs[k][0])):
+            chunks.append(current)
+            current = []
+        current.append(k)
+    chunks.append(current)
+    shared = {}  # two chunks with the same second factors make one loop: their loads are shared
+    for chunk in chunks:
+        shared.setdefault(pairs[chunk[0]][1] is not None and tuple(pairs[k][1] for k in chunk), []).append(chunk)
+    chunks = [sum(same[i:i + 2], []) for same in shared.values() for i in range(0, len(same), 2)]
+    stride = len(slot_of)
+    for c, chunk in enumerate(chunks):
+        before = e.block
+        for k in chunk:  # the batch's first chunk starts from zero
+            e(f"%s{c}.{k}.p = getelementptr {vt}, ptr %acc, i64 {k}", f"%s{c}.{k}.l = load {vt}, ptr %s{c}.{k}.p",
+              f"%s{c}.{k}.0 = select i1 {first}, {vt} zeroinitializer, {vt} %s{c}.{k}.l")
+        e(f"br label %s{c}")
+        e.label(f"s{c}")
+        e(f"%s{c}.g = phi i64 [ 0, %{before} ], [ %s{c}.gn, %s{c} ]")
+        for k in chunk:
+            e(f"%s{c}.{k} = phi {vt} [ %s{c}.{k}.0, %{before} ], [ %s{c}.{k}.n, %s{c} ]")
+        e(f"%s{c}.row = mul i64 %s{c}.g, {stride}")
+        loaded = {}
+
+        def value(node):
+            if node not in loaded:
+                name = f"%s{c}.f{len(loaded)}"
+                e(f"{name}.i = add i64 %s{c}.row, {slot_of[node]}",
+                  f"{name}.p = getelementptr {vt}, ptr %buf, i64 {name}.i",
+                  f"{name} = load {vt}, ptr {name}.p")
+                loaded[node] = name
+            return loaded[node]
+        for k in chunk:
+            a, b = pairs[k]
+            term = value(a)
+            if b is not None:
+                e(f"%s{c}.{k}.m = fmul {vt} {term}, {value(b)}")
+                term = f"%s{c}.{k}.m"
+            e(f"%s{c}.{k}.n = fadd {vt} %s{c}.{k}, {term}")
+        e(f"%s{c}.gn = add i64 %s{c}.g, 1", f"%s{c}.more = icmp slt i64 %s{c}.gn, {count}",
+          f"br i1 %s{c}.more, label %s{c}, label %s{c}.done")
+        e.label(f"s{c}.done")
+        for k in chunk:
+            e(f"store {vt} %s{c}.{k}.n, ptr %s{c}.{k}.p")
 
 
 def fit_source(sample, update, n_params, width=None):
@@ -120,15 +279,20 @@ def fit_source(sample, update, n_params, width=None):
     if NO != 2 + P or len(update.outputs) != 1 + S:
         raise ValueError("fit_source: the sample graph must output loss, flag and one gradient per parameter")
     padded = -(-P // width) * width
-    kernels = [sample_kernel(lower(sample, llvm.CORE), P, width),
-               llvm.function_text(lower(update, llvm.CORE), "update", width, internal=True, attrs="#0")]
+    lowered = lower(sample, llvm.CORE)
+    pairs = factors(lowered)
+    stored = list(dict.fromkeys(x for pair in pairs for x in pair if x is not None))
+    slot_of = {node: j for j, node in enumerate(stored)}
+    span = GROUPS * width  # samples whose factors are stored before they are summed
+    kernels = [sample_kernel(lowered, P, width, stored)]
+    update = lower(update, llvm.CORE)
     e = _Emitter()
     vt, slot, splat, reduce = _vector_helpers(e, width)
-    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{NO} x {vt}]",
-      f"%uin = alloca [{S + 4} x {vt}]", f"%uout = alloca [{S + 1} x {vt}]",
-      f"%g = alloca [{padded} x double], align 64", f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
-    with e.loop("gz", padded) as i:  # the padding parameters get a zero gradient
-        e(f"%gz.p = getelementptr double, ptr %g, i64 {i}", "store double 0.0, ptr %gz.p")
+    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{2 + padded} x {vt}]",
+      f"%buf = alloca [{GROUPS * len(stored)} x {vt}]",
+      f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
+    with e.loop("z", 2 + padded, 1, 2 + P) as i:  # the padding parameters get a zero gradient
+        e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
     lane_ids = "<" + ", ".join(f"i64 {j}" for j in range(width)) + ">"
     with e.loop("ep", "%epochs") as ep:
         e(f"%ep.off = mul i64 {ep}, %ostride", f"%ep.h = mul i64 {ep}, 3",
@@ -146,68 +310,77 @@ def fit_source(sample, update, n_params, width=None):
             e(f"%b.rest = sub i64 %n, {start}", "%b.short = icmp slt i64 %b.rest, %batch",
               "%m = select i1 %b.short, i64 %b.rest, i64 %batch", "%mlast = sub i64 %m, 1",
               "%mf = sitofp i64 %m to double")
-            with e.loop("z", NO) as i:
-                e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
-            with e.loop("grp", "%m", width) as g:
-                e(f"%lane.i = insertelement <{width} x i64> poison, i64 {g}, i64 0",
-                  f"%lane.s = shufflevector <{width} x i64> %lane.i, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                  f"%lane.m = insertelement <{width} x i64> poison, i64 %m, i64 0",
-                  f"%lane.ms = shufflevector <{width} x i64> %lane.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                  f"%lane.ix = add <{width} x i64> %lane.s, {lane_ids}",
-                  f"%mask = icmp slt <{width} x i64> %lane.ix, %lane.ms")
-                for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
-                    e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
-                      f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
-                      f"%op{j} = getelementptr i64, ptr %ord, i64 %pos{j}", f"%idx{j} = load i64, ptr %op{j}")
-                for c in range(C):
-                    previous = "poison"
-                    for j in range(width):
-                        e(f"%a{c}.{j} = add i64 %idx{j}, %coff{c}", f"%d{c}.{j}.p = getelementptr double, ptr %data, i64 %a{c}.{j}",
-                          f"%d{c}.{j} = load double, ptr %d{c}.{j}.p",
-                          f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
-                        previous = f"%col{c}.{j}"
-                    e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
-                mask = llvm._types(width)["b"]
-                if width == 1:
-                    e("%mask1 = extractelement <1 x i1> %mask, i64 0")
-                e(f"call void @sample(ptr %params, ptr %kin, ptr %acc, {mask} %mask{'1' if width == 1 else ''})")
+            with e.loop("ch", "%m", span) as h:
+                e(f"%ch.rest = sub i64 %m, {h}", f"%ch.short = icmp slt i64 %ch.rest, {span}",
+                  f"%ch.n = select i1 %ch.short, i64 %ch.rest, i64 {span}", f"%ch.stop = add i64 {h}, %ch.n",
+                  f"%ch.w = add i64 %ch.n, {width - 1}", f"%ch.groups = udiv i64 %ch.w, {width}")
+                with e.loop("grp", "%ch.stop", width, h) as g:
+                    for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
+                        e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
+                          f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
+                          f"%op{j} = getelementptr i64, ptr %ord, i64 %pos{j}", f"%idx{j} = load i64, ptr %op{j}")
+                    for c in range(C):
+                        previous = "poison"
+                        for j in range(width):
+                            e(f"%a{c}.{j} = add i64 %idx{j}, %coff{c}", f"%d{c}.{j}.p = getelementptr double, ptr %data, i64 %a{c}.{j}",
+                              f"%d{c}.{j} = load double, ptr %d{c}.{j}.p",
+                              f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
+                            previous = f"%col{c}.{j}"
+                        e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
+                    e(f"%out.g = sub i64 {g}, {h}", f"%out.i = udiv i64 %out.g, {width}",
+                      f"%out.j = mul i64 %out.i, {len(stored)}", f"%out = getelementptr {vt}, ptr %buf, i64 %out.j",
+                      "call void @sample(ptr %params, ptr %kin, ptr %out)")
+                if width > 1:  # a partial last group: its lanes past the batch's end hold zeros
+                    e(f"%pz.rem = urem i64 %ch.n, {width}", "%pz.need = icmp ne i64 %pz.rem, 0",
+                      "br i1 %pz.need, label %pz, label %pz.done")
+                    e.label("pz")
+                    e(f"%pz.m = insertelement <{width} x i64> poison, i64 %pz.rem, i64 0",
+                      f"%pz.ms = shufflevector <{width} x i64> %pz.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
+                      f"%mask = icmp slt <{width} x i64> {lane_ids}, %pz.ms",
+                      "%pz.g = sub i64 %ch.groups, 1", f"%pz.row = mul i64 %pz.g, {len(stored)}")
+                    for f in range(len(stored)):
+                        e(f"%pz{f}.i = add i64 %pz.row, {f}", f"%pz{f}.p = getelementptr {vt}, ptr %buf, i64 %pz{f}.i",
+                          f"%pz{f}.x = load {vt}, ptr %pz{f}.p",
+                          f"%pz{f}.y = select <{width} x i1> %mask, {vt} %pz{f}.x, {vt} zeroinitializer",
+                          f"store {vt} %pz{f}.y, ptr %pz{f}.p")
+                    e("br label %pz.done")
+                    e.label("pz.done")
+                e(f"%ch.first = icmp eq i64 {h}, 0")
+                _sums(e, pairs, slot_of, "%ch.groups", "%ch.first", vt)
             for k, target in ((0, "%h"), (1, "%h1")):  # loss and correct sums of the epoch
                 e(f"%t{k}.v = load {vt}, ptr {slot(f't{k}.p', '%acc', k)}")
                 e(f"%t{k}.o = load double, ptr {target}", f"%t{k}.n = fadd double %t{k}.o, {reduce(f't{k}.r', f'%t{k}.v')}",
                   f"store double %t{k}.n, ptr {target}")
-            with e.loop("rd", P) as i:  # mean gradient of the batch
-                e(f"%rd.i = add i64 {i}, 2")
-                e(f"%rd.v = load {vt}, ptr {slot('rd.p', '%acc', '%rd.i')}")
-                e(f"%rd.m = fdiv double {reduce('rd.s', '%rd.v')}, %mf",
-                  f"%rd.q = getelementptr double, ptr %g, i64 {i}", "store double %rd.m, ptr %rd.q")
+            splat("mv", "%mf")
             e("%kk = load i64, ptr %k", "%lr.p = getelementptr double, ptr %lr, i64 %kk",
               "%lr.x = load double, ptr %lr.p", "%t.i = add i64 %kk, %step0", "%t.j = add i64 %t.i, 1",
               "%t.x = sitofp i64 %t.j to double")
-            e(f"store {vt} {splat('lr.v', '%lr.x')}, ptr {slot('lr.q', '%uin', S + 2)}",
-              f"store {vt} {splat('t.v', '%t.x')}, ptr {slot('t.q', '%uin', S + 3)}")
-            with e.loop("u", padded, width) as q:
-                arrays = [("%params", 0), ("%g", 0)] + [("%state", s * padded) for s in range(S)]
-                for a, (base, offset) in enumerate(arrays):
+            splat("lr.v", "%lr.x")
+            splat("t.v", "%t.x")
+            with e.loop("u", padded, width) as q:  # the mean gradient of W parameters, then their update
+                e(f"%u.k = add i64 {q}, 2")
+                for j in range(width):
+                    e(f"%u.a{j} = add i64 %u.k, {j}")
+                    e(f"%u.s{j} = load {vt}, ptr {slot(f'u.p{j}', '%acc', f'%u.a{j}')}")
+                e(f"%u.g = fdiv {vt} {_lane_sums(e, [f'%u.s{j}' for j in range(width)], width)}, %mv")
+                pointers = [("%params", 0)] + [("%state", s * padded) for s in range(S)]
+                for a, (base, offset) in enumerate(pointers):
                     e(f"%u{a}.o = add i64 {q}, {offset}", f"%u{a}.p = getelementptr double, ptr {base}, i64 %u{a}.o",
-                      f"%u{a}.x = load {vt}, ptr %u{a}.p, align 8", f"store {vt} %u{a}.x, ptr {slot(f'u{a}.q', '%uin', a)}")
-                e("call void @update(ptr %uin, ptr %uout, ptr null)")
-                for a, (base, offset) in enumerate(arrays):
-                    if a == 1:
-                        continue
-                    r = 0 if a == 0 else a - 1
-                    e(f"%w{a}.x = load {vt}, ptr {slot(f'w{a}.q', '%uout', r)}",
-                      f"store {vt} %w{a}.x, ptr %u{a}.p, align 8")
+                      f"%u{a}.x = load {vt}, ptr %u{a}.p, align 8")
+                inline = _update(e, update, ["%u0.x", "%u.g", *[f"%u{a + 1}.x" for a in range(S)], "%lr.v", "%t.v"],
+                        [f"%u{a}.p" for a in range(S + 1)], width)
             e("%kn = add i64 %kk, 1", "store i64 %kn, ptr %k")
     e("ret void")
     body = [f"  %coff{c} = mul i64 %n, {c}" for c in range(C)] + e.lines  # column offsets in %data
     text = "\n\n".join(kernels)
+    calls = "\n".join([text, *inline])  # what calls libm
     return "\n".join([
         f"; Generated by tracegrad: a training run over {P} parameters in {width} lanes; do not edit.",
         text, "",
         "define void @fit(ptr noalias %params, ptr noalias %state, ptr noalias %data, ptr noalias %order, "
         "i64 %ostride, i64 %n, i64 %batch, i64 %epochs, ptr noalias %lr, i64 %step0, ptr noalias %hist) #0 {",
         "entry:", *body, "}", "",
-        *llvm.declarations(text),
+        *llvm.declarations(calls),
         f"declare double @llvm.vector.reduce.fadd.v{width}f64(double, <{width} x double>)",
         "attributes #0 = { nounwind }", "attributes #1 = { nounwind noinline }", ""])
 
@@ -231,7 +404,7 @@ class FitLoop:
         key = ("fit", self.source, level)
         with _lock:
             if key not in _loaded:  # a new Trainer of the same model and data shape reuses the code
-                engine = llvm.load(llvm.cached_object(self.source, level, passes=False))
+                engine = llvm.load(llvm.cached_object(self.source, level, passes=True))
                 _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR,
                                                         _I64, _PTR)(engine.get_function_address("fit"))
                 while len(_loaded) > 32:

@@ -159,18 +159,17 @@ class Trainer:
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
         loop = self._loop(X.shape[1], y.size // n)
         data = np.ascontiguousarray(np.concatenate([X, y.reshape(n, -1)], axis=1).T)  # one row per column
-        params = np.zeros(loop.padded)
-        params[:P] = [p.data for p in self.params]
+        params = np.array([p.data for p in self.params] + [0.0] * (loop.padded - P))
         if self.state is None:
             init = np.array([self.optimizer.init_state(p) for p in params], dtype=float).reshape(loop.padded, -1)
             self.state = np.ascontiguousarray(init.T)
-        rng = np.random.default_rng(seed)
         if shuffle:
+            rng = np.random.default_rng(seed)
             order = np.concatenate([rng.permutation(n) for _ in range(epochs)] or [np.arange(0)])
         else:
             order = np.arange(n)
         per_epoch = -(-n // batch)
-        lr = np.array([self._learning_rate(self.step + k) for k in range(epochs * per_epoch)] or [0.0])
+        lr = self._learning_rates(self.step, epochs * per_epoch)
         hist = np.zeros((max(epochs, 1), 3))
         # one call for the whole fit, or one per epoch to update the progress bar
         chunk = 1 if progress else max(epochs, 1)
@@ -180,28 +179,30 @@ class Trainer:
             loop(params, self.state, data, order[e * n:] if shuffle else order, n if shuffle else 0, batch, k,
                  lr[e * per_epoch:], self.step, hist[e:])
             self.step += k * per_epoch
-            for row in hist[e:e + k]:
-                bar.update(*self._epoch(row, n))
+            if progress:
+                for loss, accuracy in zip(*self._epochs(hist[e:e + k], n)):
+                    bar.update(loss, accuracy)
         bar.close()
-        history = {"loss": [], "accuracy": []}
-        for row in hist[:epochs]:
-            loss, accuracy = self._epoch(row, n)
-            history["loss"].append(loss)
-            history["accuracy"].append(accuracy)
+        loss, accuracy = self._epochs(hist[:epochs], n)
+        history = {"loss": loss, "accuracy": accuracy}
         for p, v in zip(self.params, params[:P].tolist()):
             p.data = v
         for key in history:
             self.history[key].extend(history[key])
         return history
 
-    def _epoch(self, row, n):
-        """An epoch's (mean loss + L2 term, accuracy) from its sums."""
-        loss_sum, correct, squares = row.tolist()
-        return loss_sum / n + self.l2 * squares, correct / n if self.correct_fn else float("nan")
+    def _epochs(self, hist, n):
+        """Each epoch's mean loss + L2 term and accuracy (lists) from its rows of sums."""
+        loss = hist[:, 0] / n + self.l2 * hist[:, 2]
+        accuracy = hist[:, 1] / n if self.correct_fn else np.full(len(hist), np.nan)
+        return loss.tolist(), accuracy.tolist()
 
-    def _learning_rate(self, step):
+    def _learning_rates(self, first, steps):
+        """The learning rate of steps ``first, first + 1, ...`` (at least one entry), as an array."""
         lr = self.optimizer.lr
-        return float(lr(step)) if callable(lr) else float(lr)
+        if not callable(lr):
+            return np.full(max(steps, 1), float(lr))
+        return np.fromiter(map(lr, range(first, first + steps)), float, steps) if steps else np.zeros(1)
 
 
 def predict(model, X):
