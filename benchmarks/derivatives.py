@@ -15,7 +15,6 @@ Hessian of Rosenbrock O(N) nodes.
 import sys
 import time
 
-import numpy as np
 import sympy as sp
 
 import tracegrad as tg

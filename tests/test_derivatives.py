@@ -7,7 +7,6 @@ import torch
 from torch.autograd.functional import hessian as torch_hessian, jacobian as torch_jacobian
 
 import tracegrad as tg
-from tracegrad.transforms import vjp_graph
 from test_passes import rosenbrock
 
 T = dict(dtype=torch.float64)

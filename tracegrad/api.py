@@ -261,7 +261,6 @@ def vjp(fn, *primals):
     """
     _check_callable(fn, "vjp")
     out = jit(fn)(*primals)
-    out_tree = flatten(out)[1]
 
     def make_graph(args):
         args, cts = args

@@ -31,7 +31,6 @@ import threading
 
 import llvmlite
 import llvmlite.binding as llvm
-import numpy as np
 
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
