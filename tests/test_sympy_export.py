@@ -102,3 +102,14 @@ def test_lambdified_sympy_agrees_with_interp(graph, data):
         for got, expected in zip(kernel(*xs), evaluate(graph, xs)):
             if math.isfinite(expected) and math.isfinite(got):
                 assert abs(got - expected) <= 1e-12 * scale, (graph, xs)
+
+
+def test_sympy_is_a_jit_backend_that_agrees_with_the_others():
+    from functions import CORPUS
+    for name, f, args in CORPUS:
+        n = len(args)
+        ours = tg.jit(tg.grad(f, argnums=tuple(range(n))), backend="sympy")(*args)
+        reference = tg.jit(tg.grad(f, argnums=tuple(range(n))), backend="interp")(*args)
+        for a, b in zip(ours, reference):
+            assert abs(a - b) <= 1e-12 * max(1.0, abs(b)), (name, a, b)
+    assert tg.jit(tg.grad(tg.sin), backend="sympy").source == "cos(x)"

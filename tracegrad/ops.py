@@ -15,6 +15,7 @@ method is called on the ``innermost`` of the arguments.
 >>> tg.exp(0.0), tg.maximum(1.0, 2.0), tg.where(0.0, 1.0, 2.0)
 (1.0, 2.0, 2.0)
 """
+import inspect
 import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -131,6 +132,7 @@ def jvp_rule(op):
 
 
 _EXAMPLE_ARGS = {1: (0.5,), 2: (0.5, 2.0), 3: (1.0, 2.0, 3.0)}
+_PARAMETERS = {1: ("x",), 2: ("x", "y"), "where": ("cond", "a", "b"), "clamp": ("x", "lo", "hi")}
 
 
 def _function(op, summary="", example=None):
@@ -145,6 +147,8 @@ def _function(op, summary="", example=None):
     setup = "import tracegrad as tg" if summary else f"from tracegrad.ops import {op.name}"
     call = f"tg.{call}" if summary else call
     fn.__name__ = fn.__qualname__ = op.name
+    names = _PARAMETERS.get(op.name) or _PARAMETERS[op.arity]
+    fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_ONLY) for n in names])
     fn.__doc__ = (f"{summary or 'The op ' + repr(op.name) + ' of the table.'}\n\nWorks on floats, traced values "
                   f"and ``Value``s; IEEE results, never raises.\n\n>>> {setup}\n>>> {call}\n{op.eval(*args)!r}\n")
     return fn

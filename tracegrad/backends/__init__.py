@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 from . import cache
 
-NAMES = ("interp", "python", "llvm", "numba")
+NAMES = ("interp", "python", "llvm", "numba", "sympy")
 DEFAULT = "llvm"
 SMALL_GRAPH = 80   # measured crossover: a 74-node gradient 1.66 µs python vs 1.83 µs llvm; 146 nodes 3.08 vs 2.06
 _CACHE_SIZE = 1024
