@@ -37,3 +37,21 @@ def test_kernel_is_an_njit_dispatcher_usable_from_user_code(df):
 def test_source_is_the_python_source_under_njit(df):
     text = tg.jit(lambda x: tg.sigmoid(x), backend="numba").source
     assert '@numba.njit(error_model="numpy", cache=True)' in text and "sigmoid" not in text
+
+
+def test_fast_path_falls_back_for_anything_but_floats(df):
+    ref = tg.jit(tg.grad(f, argnums=(0, 1)), backend="interp")
+    assert df(0.3, 0.7) == ref(0.3, 0.7)  # installs the fast path
+    assert df(1, 2) == ref(1.0, 2.0)  # ints convert, as everywhere
+    with pytest.raises(ValueError, match="too large"):
+        df(10 ** 400, 1.0)
+    with pytest.raises(TypeError, match="real numbers|float"):
+        df("a", 1.0)
+    x, y = tg.Value(0.3), tg.Value(0.7)
+    gx, gy = df(x, y)  # Values replay the graph eagerly
+    assert (gx.data, gy.data) == ref(0.3, 0.7)
+    # on tracers the graph is replayed into the trace: a second derivative through the numba function
+    second = tg.grad(lambda a, b: df(a, b)[0], argnums=0)(0.3, 0.7)
+    assert second == pytest.approx(tg.grad(tg.grad(f), argnums=0)(0.3, 0.7), rel=1e-12)
+    with pytest.raises(TypeError, match="keyword argument"):
+        df(0.3, y=0.7)

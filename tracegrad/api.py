@@ -38,7 +38,10 @@ class Function:
             backends.module(backend)
         self.fn, self.make_graph, self.backend, self.cache_dir = fn, make_graph, backend, cache_dir
         self._entries = {}
-        self._floats = {}  # number of args -> (kernel, single, entry) for calls on plain floats
+        # the fast path, for calls on plain floats of the last call's structure (``_last``):
+        # their number, (kernel, one output?, kernel checks argument types itself?), and the
+        # kernel alone where its result is the answer and it checks the types (numba, a tuple out)
+        self._fast_n, self._fast, self._fast_direct = -1, None, None
         self._last = None
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn, updated=())
@@ -52,26 +55,39 @@ class Function:
             if not captured:  # a graph that captured outer tracers belongs to that trace only
                 with self._lock:
                     self._entries[tree] = entry
-        self._last = entry
+        if entry is not self._last:
+            self._fast_n = -1
+            self._last = entry
         return entry, leaves
 
     def _tg_trace_flat(self, args):
         """What ``trace_flat(self, args)`` would give, without replaying the graph into a trace."""
         return self.make_graph(args)
 
-    def __call__(self, *args, **kwargs):
-        if kwargs:
-            raise TypeError(f"{self!r} takes its arguments by position only (got {', '.join(kwargs)} by "
-                            "keyword); pass them in the order of the function's parameters")
-        fast = self._floats.get(len(args))
-        if fast is not None:
-            for a in args:
-                if type(a) is not float:
-                    break
-            else:  # the fast path: plain floats in, straight to the kernel
-                kernel, single, self._last = fast
-                out = kernel(*args)
-                return out[0] if single else out
+    def __call__(self, *args):
+        if len(args) == self._fast_n:  # the fast path: plain floats in, straight to the kernel
+            direct = self._fast_direct
+            if direct is not None:
+                try:
+                    return direct(*args)
+                except TypeError:  # not floats: the general path below
+                    pass
+            else:
+                kernel, single, typed = self._fast
+                if typed:  # a numba dispatcher for float64 only rejects anything else itself
+                    try:
+                        out = kernel(*args)
+                    except TypeError:
+                        out = None
+                    if out is not None:
+                        return out[0] if single else out
+                else:
+                    for a in args:
+                        if type(a) is not float:
+                            break
+                    else:
+                        out = kernel(*args)
+                        return out[0] if single else out
         entry, leaves = self._entry(args)
         graph, out_tree, captured, kernel = entry
         if captured or any(is_boxed(x) for x in leaves):
@@ -80,7 +96,9 @@ class Function:
             kernel = entry[3] = backends.compile(graph, self.backend, self.cache_dir)
         out = kernel(*[to_float(x) for x in leaves])
         if all(type(a) is float for a in args) and (out_tree == LEAF or _flat_tuple(out_tree, out)):
-            self._floats[len(args)] = (kernel, out_tree == LEAF, entry)
+            single, typed = out_tree == LEAF, self.backend == "numba"
+            self._fast_n, self._fast = len(args), (kernel, single, typed)
+            self._fast_direct = kernel if typed and not single else None
         return unflatten(out_tree, out)
 
     @property

@@ -42,7 +42,7 @@ def source(graph):
 
 
 def compile(graph):
-    """The njit dispatcher, compiled for float64 inputs.
+    """The njit dispatcher, compiled for float64 inputs only (ints convert; anything else is a TypeError).
 
     numba's own cache files (pickles, which run code when loaded) are loaded only if
     they are the files this package recorded after writing them (a SHA-256 manifest
@@ -58,6 +58,7 @@ def compile(graph):
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, name))
     kernel.compile((numba.float64,) * len(graph.inputs))
+    kernel.disable_compile()  # float64 only: other argument types are a quick TypeError, never a new compile
     write_entry(path, graph.fingerprint, _digests(folder, graph.fingerprint, manifest))
     return kernel
 
