@@ -4,28 +4,15 @@ import math
 from hypothesis import given, settings, strategies as st
 
 from tracegrad import backends
-from tracegrad.ir import Builder
-from tracegrad.ops import TABLE
+
+from programs import programs
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, 1e308, -1e308, 1e-310, math.inf, -math.inf, math.nan]
 POINT = st.one_of(st.sampled_from(SPECIAL), st.floats(allow_nan=True, allow_infinity=True),
                   st.floats(-10, 10))
+CONSTANTS = st.sampled_from(SPECIAL[:7])
+EXPONENTS = [2.0, 3.0, 0.5, -1.0, 1.5]
 
-
-@st.composite
-def programs(draw, n_outputs=1, steps=8):
-    """A graph of two inputs: each step applies a random op of the table to earlier values or constants."""
-    b = Builder()
-    values = [b.input(), b.input()]
-    for _ in range(steps):
-        name = draw(st.sampled_from(sorted(TABLE)))
-        op = TABLE[name]
-        args = tuple(draw(st.one_of(st.sampled_from(values), st.sampled_from(SPECIAL[:7]).map(b.const)))
-                     for _ in range(op.arity))
-        param = draw(st.sampled_from([2.0, 3.0, 0.5, -1.0, 1.5])) if op.has_param else None
-        values.append(b.add(name, args, param))
-    outputs = draw(st.lists(st.sampled_from(values), min_size=n_outputs, max_size=n_outputs))
-    return b.graph(outputs)
 
 
 def close(a, b):
@@ -45,12 +32,14 @@ def agree(graph, names, points):
 
 
 @settings(max_examples=150, deadline=None)
-@given(programs(), st.lists(st.tuples(POINT, POINT), min_size=1, max_size=8))
+@given(programs(inputs=(2, 2), ops=(8, 8), outputs=(1, 1), constants=CONSTANTS, exponents=EXPONENTS),
+       st.lists(st.tuples(POINT, POINT), min_size=1, max_size=8))
 def test_interp_python_llvm_agree(graph, points):
     agree(graph, ["python", "llvm"], points)
 
 
 @settings(max_examples=3, deadline=None)
-@given(programs(n_outputs=12, steps=30), st.lists(st.tuples(POINT, POINT), min_size=20, max_size=20))
+@given(programs(inputs=(2, 2), ops=(30, 30), outputs=(12, 12), constants=CONSTANTS, exponents=EXPONENTS),
+       st.lists(st.tuples(POINT, POINT), min_size=20, max_size=20))
 def test_numba_agrees(graph, points):
     agree(graph, ["numba"], points)  # one graph of many outputs per numba compile: compiles are slow

@@ -5,33 +5,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tracegrad as tg
-from tracegrad.ir import Builder, Graph, evaluate, float_key
-from tracegrad.ops import TABLE
+from tracegrad.ir import Graph, evaluate, float_key
 from tracegrad.transforms import passes
 from tracegrad.transforms.vjp import vjp_graph
 
+from programs import programs
+
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.0, 0.5, -3.0, 100.0, 1e300, -1e-310, math.inf, -math.inf, math.nan]
-CONSTANTS = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 4.0, 0.5, 3.0, 100.0, 1e308, math.inf, math.nan]
-EXPONENTS = [0.0, 1.0, 2.0, 3.0, -1.0, 0.5]
 
-
-@st.composite
-def programs(draw, ops=tuple(sorted(TABLE)), max_inputs=3, max_ops=10, constants=CONSTANTS):
-    """A random graph: each node an op of the table applied to earlier nodes or constants."""
-    b = Builder()
-    nodes = [b.input() for _ in range(draw(st.integers(1, max_inputs)))]
-    for _ in range(draw(st.integers(1, max_ops))):
-        spec = TABLE[draw(st.sampled_from(ops))]
-        args = []
-        for _ in range(spec.arity):
-            if draw(st.integers(0, 4)) == 0:
-                args.append(b.const(draw(st.sampled_from(constants))))
-            else:
-                args.append(draw(st.sampled_from(nodes)))
-        param = draw(st.sampled_from(EXPONENTS)) if spec.has_param else None
-        nodes.append(b.add(spec.name, tuple(args), param))
-    outputs = draw(st.lists(st.sampled_from(nodes[len(b.inputs):] or nodes), min_size=1, max_size=3))
-    return b.graph(outputs)
 
 
 def same(a, b):
