@@ -145,3 +145,34 @@ def test_rows_kernel_broadcasts_with_stride_zero():
     outs = np.array([out.ctypes.data, out.ctypes.data + 40], dtype=np.uint64)
     k.rows(ins, np.array([1, 0]), outs, np.array([1, 1]), 0, 5)
     assert np.array_equal(out, [xs - 2.0, xs * 2.0])
+
+
+@pytest.mark.parametrize("fn, rows, expected", [
+    (lambda x: (), np.ones(5), ()),
+    (lambda x: [], np.ones(5), []),
+    (lambda x: {}, np.ones(5000), {}),                      # long enough for the lane kernel
+    (lambda x: [x, {"a": ()}], np.ones((3, 0)), [np.ones((3, 0)), {"a": ()}]),
+    (lambda x: sum(x), np.ones((5, 0)), np.zeros(5)),       # rows of no floats: a constant per row
+    (lambda x: 2.0 * x.size + 1.0, np.ones((4100, 0)), np.ones(4100)),
+    (lambda x, y: x, (np.ones((5, 0)), np.arange(5.0)), np.ones((5, 0))),
+])
+def test_vmap_with_no_floats_in_or_out_gives_the_empty_structure(fn, rows, expected):
+    """No column pointers to read or write: the row loops must not touch any (this crashed the process)."""
+    out = tg.vmap(fn)(*(rows if isinstance(rows, tuple) else (rows,)))
+    assert type(out) is type(expected)
+    if isinstance(expected, np.ndarray):
+        assert out.shape == expected.shape
+        np.testing.assert_array_equal(out, expected)
+    elif expected:
+        assert out[1] == expected[1] and out[0].shape == expected[0].shape
+    else:
+        assert out == expected
+
+
+def test_llvm_kernel_checks_its_argument_count():
+    kernel = tg.jit(lambda x, y: x * y, backend="llvm").kernel
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        kernel(1.0)
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        kernel(1.0, 2.0, 3.0)
+    assert kernel(2.0, 3.0) == (6.0,)

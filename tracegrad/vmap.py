@@ -105,6 +105,8 @@ def vmap(fn, in_axes=0):
         graph, out_tree, captured, _ = function._entry(tuple(_row(x, a) for x, a in zip(args, axes)))[0]
         if captured:
             raise TypeError("vmap cannot run inside a traced function; call it on arrays outside tg.grad/tg.jit")
+        if not graph.outputs:  # nothing to compute: the structure, with no leaves
+            return _unflatten_columns(out_tree, iter(()), n)
         kernel = backends.compile(graph, "llvm", function.cache_dir)
         inputs = []
         for a, axis in leaves:

@@ -2,7 +2,8 @@
 
 The directory is, in order: the one set by ``using(path)`` (``tg.jit(f, cache_dir=...)``),
 ``$TRACEGRAD_CACHE_DIR``, ``$XDG_CACHE_HOME/tracegrad`` or ``~/.cache/tracegrad``; if that
-cannot be written, or others can write to it, a private temporary directory. Binary entries
+cannot be written, or others can write to it, a private temporary directory that is removed
+when the process ends. Directories it creates are private (mode 0700) whatever the umask. Binary entries
 carry a header with their key and a SHA-256 of the payload, so a corrupt or foreign file
 is detected and never loaded.
 
@@ -15,10 +16,12 @@ is detected and never loaded.
 Generated Python is never run from these files (see ``backends.python.load``), and
 numba's pickled cache files are checked against a manifest before numba reads them.
 """
+import atexit
 import contextlib
 import contextvars
 import hashlib
 import os
+import shutil
 import tempfile
 
 _fallback = None
@@ -48,13 +51,15 @@ def cache_dir(subdir):
     base = base_dir()
     path = os.path.join(base, subdir)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        for directory in (base, path):  # each made 0700 itself: makedirs gives parents the umask's mode
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         if os.access(path, os.W_OK) and private(base) and private(path):
             return path
     except OSError:
         pass
     if _fallback is None:
-        _fallback = tempfile.mkdtemp(prefix="tracegrad-")  # mode 0700
+        _fallback = tempfile.mkdtemp(prefix="tracegrad-")  # mode 0700, removed when the process ends
+        atexit.register(shutil.rmtree, _fallback, ignore_errors=True)
     path = os.path.join(_fallback, subdir)
     os.makedirs(path, exist_ok=True)
     return path

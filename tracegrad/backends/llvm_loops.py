@@ -28,6 +28,7 @@ import numpy as np
 
 from ..transforms.lower import lower
 from . import llvm
+from .host import host
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _loaded = {}                   # what a module was built from -> (engine, entry point), oldest first
@@ -401,7 +402,7 @@ class FitLoop:
         self.width = llvm.lanes() if width is None else width
         self.padded = -(-n_params // self.width) * self.width
         self.source = fit_source(sample, update, n_params, self.width)
-        key = ("fit", self.source, level)
+        key = ("fit", self.source, level, host())
         with _lock:
             if key not in _loaded:  # a new Trainer of the same model and data shape reuses the code
                 engine = llvm.load(llvm.cached_object(self.source, level, passes=True))
@@ -474,7 +475,6 @@ def map_source(graph, kinds, width):
                       "attributes #0 = { nounwind }", "attributes #1 = { nounwind noinline }", ""])
 
 
-_ISA = {8: "e", 4: "d", 2: "b"}   # x86 vector ABI letter of glibc's libmvec: AVX-512, AVX2, SSE
 _MATH = {"exp": "llvm.exp", "log": "llvm.log", "sin": "llvm.sin", "cos": "llvm.cos", "pow": "llvm.pow",
          "tanh": "tanh", "log1p": "log1p"}
 
@@ -489,21 +489,46 @@ def _libmvec():
 def _vector_math(text, width):
     """Calls to glibc's vectorised libm (libmvec, within 4 ulp) in place of lane-by-lane libm calls.
 
-    Returns the new text and the declarations it needs; unchanged where libmvec is missing.
+    The variant is the one the target may run (``host().vector_variant``): a value wider
+    than it is computed a part at a time. Returns the new text and the declarations
+    (and part-wise wrappers) it needs; unchanged where libmvec or a variant is missing.
     """
-    lib, isa, declares = _libmvec(), _ISA.get(width), []
-    if lib is None or isa is None:
+    lib, variant, declares = _libmvec(), host().vector_variant(width), []
+    if lib is None or variant is None:
         return text, declares
-    vt = f"<{width} x double>"
+    letter, doubles = variant
     for base, callee in _MATH.items():
-        symbol = f"_ZGV{isa}N{width}{'vv' if base == 'pow' else 'v'}_{base}"
+        arity = 2 if base == "pow" else 1
+        symbol = f"_ZGV{letter}N{doubles}{'v' * arity}_{base}"
         old = f"@{callee}.v{width}f64(" if callee.startswith("llvm.") else f"@{callee}.v{width}("
         if old not in text or not hasattr(lib, symbol):
             continue
         llvm.llvm.add_symbol(symbol, ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value)
-        text = text.replace(old, f"@{symbol}(")
-        declares.append(f"declare {vt} @{symbol}({', '.join([vt] * (2 if base == 'pow' else 1))})")
+        part = f"<{doubles} x double>"
+        declares.append(f"declare {part} @{symbol}({', '.join([part] * arity)})")
+        if doubles == width:
+            text = text.replace(old, f"@{symbol}(")
+        else:
+            text = text.replace(old, f"@{symbol}.x{width}(")
+            declares.append(_in_parts(symbol, arity, doubles, width))
     return text, declares
+
+
+def _in_parts(symbol, arity, doubles, width):
+    """``<width x double> @{symbol}.x{width}(...)``: ``@symbol`` on each ``doubles``-lane part."""
+    vt, part = f"<{width} x double>", f"<{doubles} x double>"
+    lines = [f"define internal {vt} @{symbol}.x{width}({', '.join(f'{vt} %a{k}' for k in range(arity))}) #0 {{"]
+    result = "poison"
+    for p in range(width // doubles):
+        mask = "<" + ", ".join(f"i32 {p * doubles + j}" for j in range(doubles)) + ">"
+        for k in range(arity):
+            lines.append(f"  %a{k}.{p} = shufflevector {vt} %a{k}, {vt} poison, <{doubles} x i32> {mask}")
+        lines.append(f"  %r{p} = call {part} @{symbol}({', '.join(f'{part} %a{k}.{p}' for k in range(arity))})")
+        for j in range(doubles):
+            lines += [f"  %e{p}.{j} = extractelement {part} %r{p}, i64 {j}",
+                      f"  %v{p}.{j} = insertelement {vt} {result}, double %e{p}.{j}, i64 {p * doubles + j}"]
+            result = f"%v{p}.{j}"
+    return "\n".join(lines + [f"  ret {vt} {result}", "}"])
 
 
 class RowMap:
@@ -511,7 +536,7 @@ class RowMap:
 
     def __init__(self, graph, kinds, width=None):
         self.width = llvm.lanes() if width is None else width
-        key = ("map", graph.fingerprint, tuple(kinds), self.width)
+        key = ("map", graph.fingerprint, tuple(kinds), self.width, host())
         with _lock:
             if key not in _loaded:
                 engine = llvm.load(llvm.cached_object(map_source(graph, kinds, self.width), 2, passes=False))

@@ -1,0 +1,98 @@
+"""The machine compiled code is built for, described once: CPU, features, SIMD lanes, vector math.
+
+Every code-generation choice asks this record (``host()``); none infers the instruction
+set from a vector width. By default it describes this machine. ``TRACEGRAD_CPU`` names
+another target, for code that must run on other machines too (a cache shared between
+hosts, a cluster of mixed CPUs, or tests that must pass on every CPU):
+
+- ``generic``: the architecture's baseline (x86-64: SSE2, 2 lanes; AArch64: NEON);
+- ``x86-64-v2``, ``x86-64-v3`` (AVX2, 4 lanes), ``x86-64-v4`` (AVX-512, 8 lanes);
+- ``host`` (or unset): this machine's own CPU.
+
+A target this machine cannot run is refused with a ``ValueError``, never run.
+
+>>> avx2 = {"sse": True, "sse2": True, "avx": True, "avx2": True, "fma": True, "avx512f": False}
+>>> h = describe("generic", "haswell", avx2, "x86_64-unknown-linux-gnu")
+>>> h.cpu, h.lanes, h.vector_variant(8)
+('x86-64', 2, ('b', 2))
+>>> describe(None, "haswell", avx2, "x86_64-unknown-linux-gnu").vector_variant(8)
+('d', 4)
+"""
+import dataclasses
+import functools
+import os
+
+# What each x86-64 micro-architecture level guarantees (the features code generation asks about).
+_V1 = frozenset({"sse", "sse2"})
+_V2 = _V1 | {"sse3", "ssse3", "sse4.1", "sse4.2", "popcnt"}
+_V3 = _V2 | {"avx", "avx2", "fma", "bmi", "bmi2", "f16c", "lzcnt", "movbe"}
+_V4 = _V3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+_X86_LEVELS = {"x86-64": _V1, "x86-64-v2": _V2, "x86-64-v3": _V3, "x86-64-v4": _V4}
+_GENERIC = {"x86_64": ("x86-64", _V1), "aarch64": ("generic", frozenset({"neon"}))}
+
+# glibc's libmvec variants (x86-64 vector ABI letter, doubles per call) and the feature each needs.
+_LIBMVEC = (("e", 8, "avx512f"), ("d", 4, "avx2"), ("b", 2, "sse2"))
+_LANES = (("avx512f", 8), ("avx", 4), ("sse2", 2), ("neon", 2))
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """A compilation target: LLVM's ``cpu`` name and ``features`` string, what it guarantees
+    (``flags``), doubles per SIMD register (``lanes``), and the libmvec variants it may
+    call (``vector_variants``, widest first)."""
+    cpu: str
+    features: str
+    flags: frozenset
+    lanes: int
+    vector_variants: tuple
+
+    def vector_variant(self, width):
+        """The libmvec variant ``(letter, doubles)`` for a ``width``-lane value, or None for scalar calls.
+
+        The widest one this target may run whose width divides ``width``: a value wider
+        than the target's registers is computed a part at a time.
+        """
+        for letter, doubles in self.vector_variants:
+            if doubles <= width and width % doubles == 0:
+                return letter, doubles
+        return None
+
+
+def describe(request, host_cpu, host_features, triple):
+    """The ``Host`` for a ``TRACEGRAD_CPU`` value (``None`` or ``"host"``: this machine).
+
+    ``host_features`` maps LLVM feature names to whether this machine has them; the
+    ones it lacks are passed to LLVM too, since a virtual machine may hide features
+    that its CPU's name implies.
+    """
+    arch = triple.split("-", 1)[0]
+    host_flags = frozenset(name for name, on in host_features.items() if on)
+    if request in (None, "", "host"):
+        cpu, flags = host_cpu, host_flags
+        features = ",".join(("+" if on else "-") + name for name, on in sorted(host_features.items()))
+    else:
+        if request == "generic" and arch in _GENERIC:
+            cpu, flags = _GENERIC[arch]
+        elif arch == "x86_64" and request in _X86_LEVELS:
+            cpu, flags = request, _X86_LEVELS[request]
+        else:
+            choices = ["host", "generic"] + (list(_X86_LEVELS) if arch == "x86_64" else [])
+            raise ValueError(f"TRACEGRAD_CPU={request!r} is not a target tracegrad knows on {arch}; "
+                             f"use one of {', '.join(choices)}")
+        missing = flags - host_flags if request != "generic" else ()  # the baseline runs on every CPU
+        if missing:
+            raise ValueError(f"TRACEGRAD_CPU={request!r} needs {', '.join(sorted(missing))}, which this CPU "
+                             f"({host_cpu}) lacks: its code would not run here; use 'generic' or 'host'")
+        features = ""
+    lanes = next((w for flag, w in _LANES if flag in flags), 1)
+    variants = tuple((letter, doubles) for letter, doubles, need in _LIBMVEC if arch == "x86_64" and need in flags)
+    return Host(cpu, features, flags, lanes, variants)
+
+
+@functools.lru_cache(maxsize=None)
+def host():
+    """The target of this process, from ``TRACEGRAD_CPU`` and this machine (computed once)."""
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target()
+    return describe(os.environ.get("TRACEGRAD_CPU"), llvm.get_host_cpu_name(), dict(llvm.get_host_cpu_features()),
+                    llvm.get_process_triple())
