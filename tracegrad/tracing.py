@@ -74,12 +74,12 @@ class Tracer(Arithmetic):
 
     @staticmethod
     def _tg_evaluate_nodes(graph, args):
-        """``evaluate_nodes`` for floats and the tracers of one open builder: a replay there."""
+        """``evaluate_nodes`` on tracers (and numbers): one replay in the innermost builder, which
+        captures the tracers of enclosing traces."""
         builder = innermost(args).builder
-        if not builder.open or not all(type(a) is float or (type(a) is Tracer and a.builder is builder)
-                                       for a in args):
+        if not builder.open:
             return None
-        env = builder.replay(graph, [a if type(a) is float else a.index for a in args])
+        env = builder.replay(graph, [a if type(a) is float else builder.node_of(a) for a in args])
         return [x if type(x) is float else Tracer(builder, x) for x in env]
 
     def _tg_custom(self, region, env):
