@@ -1,5 +1,6 @@
 """The user-facing API: the issue's example, pytrees, composition, caching and errors."""
 import math
+import operator
 import runpy
 import sys
 
@@ -219,3 +220,34 @@ def test_one_shot_calls_see_changed_globals_and_attributes(name, monkeypatch):
     assert use(model.loss) == expected(2.0) and use(model) == expected(2.0)  # unhashable: no TypeError
     model.w = 7.0
     assert use(model.loss) == expected(7.0) and use(model) == expected(7.0)
+
+
+# ---------------------------------------------------------------- numpy arrays with traced values
+
+ARRAY_OPERATORS = [operator.add, operator.sub, operator.mul, operator.truediv, operator.pow]
+COMPARISONS = [operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne]
+W = np.array([0.5, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("op", ARRAY_OPERATORS, ids=lambda op: op.__name__)
+@pytest.mark.parametrize("array_first", [True, False])
+def test_numpy_array_and_tracer_combine_elementwise(op, array_first):
+    def f(s):
+        return (op(W, s) if array_first else op(s, W)).sum()
+    t = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    expected = (op(torch.tensor(W), t) if array_first else op(t, torch.tensor(W))).sum()
+    (d,) = torch.autograd.grad(expected, t)
+    assert tg.value_and_grad(f)(1.5) == pytest.approx((expected.item(), d.item()), rel=1e-14)
+    both = tg.jit(lambda s: op(W, s) if array_first else op(s, W))(1.5)
+    assert both.dtype == float and both.tolist() == pytest.approx((op(W, 1.5) if array_first else op(1.5, W)).tolist())
+
+
+@pytest.mark.parametrize("op", COMPARISONS, ids=lambda op: op.__name__)
+def test_numpy_array_and_tracer_compare_elementwise(op):
+    assert tg.jit(lambda s: op(W, s))(2.0).tolist() == op(W, 2.0).astype(float).tolist()
+    assert tg.jit(lambda s: op(s, W))(2.0).tolist() == op(2.0, W).astype(float).tolist()
+    assert tg.grad(lambda s: tg.where(op(W, s), W * s, s).sum())(2.0) == sum(np.where(op(W, 2.0), W, 1.0))
+
+
+def test_numpy_scalars_with_tracers_stay_numbers():
+    assert tg.grad(lambda s: np.float64(2.0) * s * np.int64(3) - np.array(1.0) * s)(1.0) == 5.0

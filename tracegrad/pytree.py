@@ -76,6 +76,16 @@ def _unflatten(tree, it):
     return np.array(values, dtype=dtype).reshape(shape)
 
 
+def elementwise(fn, args):
+    """``fn`` of the elements of the numpy arrays among ``args`` (broadcast together; the other
+    arguments as they are): an object array, as numpy's operators give for Python objects.
+
+    >>> elementwise(lambda a, b: a * b, (np.array([1.0, 2.0]), 3.0))
+    array([3.0, 6.0], dtype=object)
+    """
+    return np.frompyfunc(fn, len(args), 1)(*args)
+
+
 def num_leaves(tree):
     kind = tree[0]
     if kind == "leaf":

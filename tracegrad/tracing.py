@@ -15,10 +15,12 @@ import gc
 import inspect
 import threading
 
+import numpy as np
+
 from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
 from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
-from .pytree import LEAF, flatten, is_boxed, leaf_names, unflatten
+from .pytree import LEAF, elementwise, flatten, is_boxed, leaf_names, unflatten
 
 _state = threading.local()
 
@@ -68,8 +70,13 @@ class Tracer(Arithmetic):
             raise TracingError(
                 f"a traced value escaped from the function that traced it (used at {user_location()}); "
                 "return it from that function instead of keeping it in a variable")
-        nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
-                       for a in args])
+        try:
+            nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
+                           for a in args])
+        except TypeError:
+            if not any(isinstance(a, np.ndarray) for a in args):
+                raise
+            return elementwise(lambda *xs: bind(op, *xs, param=param), args)  # w * x: one op per element
         return Tracer(builder, builder.add(op.name, nodes, param))
 
     @staticmethod
