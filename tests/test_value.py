@@ -486,3 +486,12 @@ def test_numpy_scalars_and_0d_arrays_stay_numbers():
         for out in (number * Value(3.0), Value(3.0) * number, number - Value(3.0), Value(3.0) ** number):
             assert type(out) is Value
     assert (np.float64(2.0) * Value(3.0)).data == 6.0 and (np.array(2.0) - Value(3.0)).data == -1.0
+
+
+def test_graph_of_unicode_labels_compiles_and_round_trips():
+    theta, e = Value(0.5, label="θ"), Value(2.0, label="é")
+    y = (theta * e).tanh() + e
+    graph = tg.graph_of(y, inputs=[theta, e])
+    assert graph.names == ("θ", "é") and str(graph).startswith("{ lambda θ:f64, é:f64 .")
+    assert tg.Graph.from_json(graph.to_json()).names == ("θ", "é")
+    assert compile_graph(graph, "python")(0.5, 2.0)[0] == y.data

@@ -14,15 +14,12 @@ A node is ``(op, args, param)``: ``op`` names a row of the op table (or ``"input
 import hashlib
 import json
 import math
-import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
 from .ops import TABLE, bind, innermost
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
+from .pytree import unique_identifiers
 
 _DOUBLE = struct.Struct("<d")
 
@@ -94,8 +91,9 @@ class Graph:
         return cached
 
     def input_names(self):
+        """Display names of the inputs: ``names`` made distinct identifiers, else ``x0, x1 ...``."""
         names = self.names if len(self.names) == len(self.inputs) else ()
-        return list(names) or [f"x{i}" for i in range(len(self.inputs))]
+        return unique_identifiers(names) or [f"x{i}" for i in range(len(self.inputs))]
 
     def stats(self):
         """Node counts by op, e.g. ``Counter({'mul': 3, 'input': 2, ...})``."""
@@ -137,8 +135,8 @@ class Graph:
             if not isinstance(o, int) or isinstance(o, bool) or not 0 <= o < len(self.nodes):
                 raise ValueError(f"output {o!r} is not a node")
         for name in self.names:
-            if not (isinstance(name, str) and _IDENTIFIER.match(name)):
-                raise ValueError(f"input name {name!r} is not an identifier")
+            if not (isinstance(name, str) and name.isidentifier()):
+                raise ValueError(f"input name {name!r:.80} is not a Python identifier")
         region_outs = set()
         for kind, ins, outs, rule in self.custom:
             live = [o for o in outs if o is not None]

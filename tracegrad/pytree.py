@@ -9,7 +9,7 @@ arrays from floats and as object arrays from tracers, so ``np.dot`` works while 
 ([3, 1.0, 2.0], {'b': 10.0, 'w': [20.0, 30.0]})
 """
 import numbers
-import re
+import unicodedata
 
 import numpy as np
 
@@ -106,10 +106,21 @@ def leaf_names(trees, prefixes):
     names = []
     for tree, prefix in zip(trees, prefixes):
         _names(tree, prefix, names)
+    return unique_identifiers(names)
+
+
+def unique_identifiers(names):
+    """The names as distinct Python identifiers: NFKC-normalised (as Python reads identifiers,
+    so ``ﬁ`` is ``fi``), other characters replaced by ``_``, ``_`` before a leading digit,
+    ``_1``, ``_2`` ... after a name already taken.
+
+    >>> unique_identifiers(["θ", "x", "x", "fi", "ﬁ", "2d", "a-b", ""])
+    ['θ', 'x', 'x_1', 'fi', 'fi_1', '_2d', 'a_b', '_']
+    """
     seen, unique = set(), []
     for name in names:
-        name = re.sub(r"\W", "_", name) or "_"
-        name = "_" + name if name[0].isdigit() else name
+        name = "".join(c if ("_" + c).isidentifier() else "_" for c in unicodedata.normalize("NFKC", str(name)))
+        name = name if name.isidentifier() else "_" + name
         candidate, k = name, 1
         while candidate in seen:
             candidate, k = f"{name}_{k}", k + 1
