@@ -112,12 +112,17 @@ class Tracer(Arithmetic):
             "would be fixed at trace time; use tg.where(cond, a, b) (e.g. tg.where(x > 0, a, b)), "
             "or tg.maximum / tg.minimum / tg.clamp")
 
-    def __float__(self):
+    def __float__(self, *_):
         raise TracingError(
-            f"a traced value was converted to a Python float at {user_location()} (math.* or float() "
-            "cannot be recorded); use the tracegrad functions instead, e.g. tg.sin(x) for math.sin(x)")
+            f"a traced value was converted to a Python number at {user_location()} (float(), int(), "
+            "round(), math.*, a format like f'{x:.3f}' or an index need its value, which a trace does "
+            "not have); use the tracegrad functions instead, e.g. tg.sin(x) for math.sin(x), "
+            "and format the result of the compiled function")
 
-    __int__ = __index__ = __complex__ = __float__
+    __int__ = __index__ = __complex__ = __round__ = __trunc__ = __floor__ = __ceil__ = __float__
+
+    def __format__(self, spec):
+        return self.__float__() if spec else repr(self)
 
     def __repr__(self):
         return f"Tracer(v{self.index})"
