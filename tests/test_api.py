@@ -1,6 +1,8 @@
 """The user-facing API: the issue's example, pytrees, composition, caching and errors."""
 import math
+import operator
 import runpy
+import sys
 
 import numpy as np
 import pytest
@@ -167,3 +169,85 @@ def test_jvp_with_pytrees():
 
 def test_example_script_runs():
     runpy.run_path("examples/quickstart.py", run_name="__main__")
+
+
+# ---------------------------------------------------------------- one-shot calls trace afresh
+
+SCALE = 2.0
+
+
+def scaled_square(x):
+    return SCALE * x * x
+
+
+class Model:
+    def __init__(self, w):
+        self.w = w
+
+    def __call__(self, x):
+        return self.w * x * x
+
+    __eq__ = object.__eq__  # and so no __hash__: an unhashable callable
+    __hash__ = None
+
+    def loss(self, x):
+        return self.w * x * x
+
+
+# one-shot uses at x = 3 of f = w * x * x, each giving f' (2 w x = 6 w) or f'' (2 w)
+ONE_SHOT = {
+    "jvp": (lambda f: tg.jvp(f, (3.0,), (1.0,)), lambda w: (9.0 * w, 6.0 * w)),
+    "grad": (lambda f: tg.grad(f)(3.0), lambda w: 6.0 * w),
+    "value_and_grad": (lambda f: tg.value_and_grad(f)(3.0), lambda w: (9.0 * w, 6.0 * w)),
+    "vjp": (lambda f: tg.vjp(f, 3.0)[1](1.0), lambda w: (6.0 * w,)),
+    "jacfwd": (lambda f: tg.jacfwd(f)(3.0), lambda w: 6.0 * w),
+    "jacrev": (lambda f: tg.jacrev(f)(3.0), lambda w: 6.0 * w),
+    "hessian": (lambda f: tg.hessian(f)(3.0), lambda w: 2.0 * w),
+    "hvp": (lambda f: tg.hvp(f)((3.0,), (1.0,)), lambda w: (2.0 * w,)),
+    "jvp of grad": (lambda f: tg.jvp(tg.grad(f), (3.0,), (1.0,)), lambda w: (6.0 * w, 2.0 * w)),
+    "jit": (lambda f: tg.jit(f)(3.0), lambda w: 9.0 * w),
+    "vmap": (lambda f: tg.vmap(f)(np.array([3.0])).tolist(), lambda w: [9.0 * w]),
+}
+
+
+@pytest.mark.parametrize("name", ONE_SHOT)
+def test_one_shot_calls_see_changed_globals_and_attributes(name, monkeypatch):
+    use, expected = ONE_SHOT[name]
+    assert use(scaled_square) == expected(2.0)
+    monkeypatch.setattr(sys.modules[__name__], "SCALE", 5.0)
+    assert use(scaled_square) == expected(5.0)
+    model = Model(2.0)
+    assert use(model.loss) == expected(2.0) and use(model) == expected(2.0)  # unhashable: no TypeError
+    model.w = 7.0
+    assert use(model.loss) == expected(7.0) and use(model) == expected(7.0)
+
+
+# ---------------------------------------------------------------- numpy arrays with traced values
+
+ARRAY_OPERATORS = [operator.add, operator.sub, operator.mul, operator.truediv, operator.pow]
+COMPARISONS = [operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne]
+W = np.array([0.5, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("op", ARRAY_OPERATORS, ids=lambda op: op.__name__)
+@pytest.mark.parametrize("array_first", [True, False])
+def test_numpy_array_and_tracer_combine_elementwise(op, array_first):
+    def f(s):
+        return (op(W, s) if array_first else op(s, W)).sum()
+    t = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    expected = (op(torch.tensor(W), t) if array_first else op(t, torch.tensor(W))).sum()
+    (d,) = torch.autograd.grad(expected, t)
+    assert tg.value_and_grad(f)(1.5) == pytest.approx((expected.item(), d.item()), rel=1e-14)
+    both = tg.jit(lambda s: op(W, s) if array_first else op(s, W))(1.5)
+    assert both.dtype == float and both.tolist() == pytest.approx((op(W, 1.5) if array_first else op(1.5, W)).tolist())
+
+
+@pytest.mark.parametrize("op", COMPARISONS, ids=lambda op: op.__name__)
+def test_numpy_array_and_tracer_compare_elementwise(op):
+    assert tg.jit(lambda s: op(W, s))(2.0).tolist() == op(W, 2.0).astype(float).tolist()
+    assert tg.jit(lambda s: op(s, W))(2.0).tolist() == op(2.0, W).astype(float).tolist()
+    assert tg.grad(lambda s: tg.where(op(W, s), W * s, s).sum())(2.0) == sum(np.where(op(W, 2.0), W, 1.0))
+
+
+def test_numpy_scalars_with_tracers_stay_numbers():
+    assert tg.grad(lambda s: np.float64(2.0) * s * np.int64(3) - np.array(1.0) * s)(1.0) == 5.0

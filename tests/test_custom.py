@@ -113,3 +113,100 @@ def test_errors_say_what_to_do():
         return closes(x)
     with pytest.raises(tg.TracingError, match="pass that value as an argument"):
         tg.grad(outer)(1.0)
+
+
+# ---------------------------------------------------------------- a body that returns an input
+
+@tg.custom_vjp
+def stop_gradient(x):
+    return x
+
+
+stop_gradient.defvjp(lambda g, out, x: (None,))
+
+
+@tg.custom_jvp
+def stop_gradient_fwd(x):
+    return x
+
+
+stop_gradient_fwd.defjvp(lambda primals, tangents: (primals[0], 0.0))
+
+
+@tg.custom_vjp
+def straight_through_sin(x):  # the body is sin(x), the same node as the caller's own sin(x)
+    return tg.sin(x)
+
+
+straight_through_sin.defvjp(lambda g, out, x: (g,))
+
+
+def _torch_grads(f, x, order):
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    y = f(t)
+    grads = []
+    for _ in range(order):
+        y = torch.autograd.grad(y, t, create_graph=True)[0] if y.requires_grad else torch.zeros(())
+        grads.append(y.item())
+    return grads
+
+
+class _TorchClip(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.clamp(-1.0, 1.0)
+
+
+# (tracegrad function, the same in torch): the rule is for the custom function's output only,
+# every other use of its input differentiates as usual (JAX: grad(x + stop_gradient(x))(1.0) = 1.0)
+ONLY_THE_OUTPUT = [
+    (lambda x: x + stop_gradient(x), lambda x: x + x.detach()),
+    (lambda x: x + stop_gradient_fwd(x), lambda x: x + x.detach()),
+    (lambda x: 10.0 * x + clip_gradient(x), lambda x: 10.0 * x + _TorchClip.apply(x)),
+    (lambda x: x * x * stop_gradient(x) + tg.sin(x), lambda x: x * x * x.detach() + torch.sin(x)),
+    (lambda x: stop_gradient(x) * stop_gradient(x) * x, lambda x: x.detach() * x.detach() * x),
+    (lambda x: tg.sin(x) * 3.0 + straight_through_sin(x), lambda x: torch.sin(x) * 3.0 + torch.sin(x).detach() + x - x.detach()),
+    (lambda x: stop_gradient(stop_gradient(x) * x) + x * x, lambda x: (x.detach() * x).detach() + x * x),
+]
+
+
+@pytest.mark.parametrize("backend", ["interp", "python", "llvm", "numba", "sympy"])
+@pytest.mark.parametrize("case", range(len(ONLY_THE_OUTPUT)))
+def test_rule_applies_to_the_output_only_not_to_other_uses_of_the_input(case, backend):
+    f, torch_f = ONLY_THE_OUTPUT[case]
+    for x in (0.5, 2.0):
+        d1, d2 = _torch_grads(torch_f, x, 2)
+        assert tg.grad(f, backend=backend)(x) == pytest.approx(d1, rel=1e-14)
+        assert tg.grad(tg.grad(f), backend=backend)(x) == pytest.approx(d2, rel=1e-14, abs=1e-15)
+        assert tg.jvp(f, (x,), (1.0,))[1] == pytest.approx(d1, rel=1e-14)
+        assert tg.jacfwd(tg.grad(f), backend=backend)(x) == pytest.approx(d2, rel=1e-14, abs=1e-15)
+        assert tg.hessian(f, backend=backend)(x) == pytest.approx(d2, rel=1e-14, abs=1e-15)
+        loaded = Graph.from_json(tg.trace(f, x).to_json())
+        assert tg.grad(lambda z: tg.ir.evaluate(loaded, [z])[0], backend=backend)(x) == pytest.approx(d1, rel=1e-14)
+
+
+def test_exact_values_of_the_issue():
+    assert tg.grad(lambda x: x + stop_gradient(x))(1.0) == 1.0
+    assert tg.grad(lambda x: 10.0 * x + clip_gradient(x))(1.0) == 11.0
+    assert tg.jvp(lambda x: x + stop_gradient(x), (1.0,), (1.0,)) == (2.0, 1.0)
+    assert tg.jvp(lambda x: 10.0 * x + clip_gradient(x), (1.0,), (1.0,)) == (11.0, 11.0)
+
+
+def test_a_constant_body_takes_the_rule():
+    @tg.custom_vjp
+    def one(x):  # JAX gives the rule's cotangent too
+        return 1.0
+    one.defvjp(lambda g, out, x: (3.0 * g,))
+    assert tg.grad(lambda x: one(x) * x)(2.0) == 7.0  # 3 * x + 1
+    assert tg.jvp(lambda x: one(x) * x, (2.0,), (1.0,)) == (2.0, 7.0)
+
+
+def test_passes_keep_a_returned_input_apart():
+    from tracegrad.transforms.passes import optimize
+    graph = optimize(tg.trace(lambda x: x + stop_gradient(x) * 1.0 + 0.0, 1.0))
+    assert graph.verify() is graph and len(graph.custom) == 1
+    assert tg.grad(lambda x: tg.ir.evaluate(graph, [x])[0])(1.0) == 1.0

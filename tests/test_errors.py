@@ -109,3 +109,34 @@ def test_graph_of_a_varargs_function_needs_an_example_call():
     with pytest.raises(TypeError, match="example arguments"):
         f.graph
     assert f(3.0) == 6.0 and len(f.graph.inputs) == 1
+
+
+@pytest.mark.parametrize("convert", [
+    round, lambda x: round(x, 2), lambda x: f"{x:.3f}", lambda x: format(x, "g"), lambda x: "%.2f" % x,
+    int, float, complex, math.trunc, math.floor, math.ceil, lambda x: [1.0, 2.0][x], lambda x: range(x),
+    lambda x: np.float64(x), lambda x: np.array([x], dtype=float)],
+    ids=["round", "round2", "fstring", "format", "percent", "int", "float", "complex", "trunc", "floor",
+         "ceil", "index", "range", "np.float64", "float array"])
+def test_conversions_of_a_traced_value_name_the_line(convert):
+    with pytest.raises(tg.TracingError, match=r"at test_errors.py:\d+ .*tracegrad functions"):
+        tg.grad(lambda x: convert(x) and x)(1.0)
+
+
+def test_round_and_format_name_the_line():
+    def f(x):
+        print(f"{x:.3f}")  # the offending line
+        return x
+
+    def g(x):
+        return round(x * 100.0) / 100.0  # round's line
+    for fn, line in ((f, 'print(f"{x:.3f}")  # the offending line'), (g, "return round(x * 100.0) / 100.0")):
+        with pytest.raises(tg.TracingError) as info:
+            tg.grad(fn)(1.0)
+        assert "test_errors.py:" in str(info.value) and line in str(info.value)
+
+
+def test_printing_a_traced_value_shows_its_node():
+    assert tg.jit(lambda x: [f"{x}", str(x)] and x)(1.0) == 1.0
+    seen = []
+    tg.grad(lambda x: seen.append(f"{x} {x!r}") or x)(1.0)
+    assert seen == ["Tracer(v0) Tracer(v0)"]

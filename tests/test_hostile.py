@@ -2,6 +2,7 @@
 completely, and tampered cache files are rebuilt, never loaded."""
 import html
 import json
+import math
 import os
 import pickle
 import re
@@ -17,6 +18,7 @@ import tracegrad as tg
 from tracegrad import backends
 from tracegrad.backends import cache
 from tracegrad.ir import evaluate
+from tracegrad.transforms import jvp_graph, vjp_graph
 
 EVIL = ['"', "'", "\n", "}", "{", "\\", "<", ">", "&", "%", "@", ";", "`", "$", "#"]
 PAYLOAD = "EVIL\"'\n}__import__('os').system('touch /tmp/tg-pwned')#{<b>\\N&amp;"
@@ -154,6 +156,9 @@ def _check_untrusted(text):
     graph.verify()
     values = evaluate(graph, [0.5] * len(graph.inputs))
     assert len(values) == len(graph.outputs)
+    every = list(range(len(graph.inputs)))  # a valid graph can be differentiated both ways
+    assert len(evaluate(vjp_graph(graph, every, seed=1.0), [0.5] * len(every))) == len(graph.outputs) + len(every)
+    assert len(evaluate(jvp_graph(graph), [0.5] * 2 * len(every))) == 2 * len(graph.outputs)
     return graph
 
 
@@ -193,9 +198,28 @@ def test_from_json_rejects_deeply_nested_rules_and_wrong_rule_shapes():
         data = dict(inner, custom=[["vjp", [0], [0], data]])
     with pytest.raises(ValueError, match="nested"):
         tg.Graph.from_json(json.dumps(data))
-    wrong = dict(inner, custom=[["vjp", [0], [0], inner]])  # a vjp rule needs 2 inputs here
+    marked = dict(inner, nodes=[["input", [], 0], ["const", [], (-0.0).hex()], ["add", [0, 1], None]],
+                  outputs=[2])
+    wrong = dict(marked, custom=[["vjp", [0], [2], inner]])  # a vjp rule needs 2 inputs here
     with pytest.raises(ValueError, match="2 inputs and 1 outputs"):
         tg.Graph.from_json(json.dumps(wrong))
+
+
+def test_from_json_rejects_custom_regions_that_cannot_be_differentiated():
+    rule = json.loads(tg.trace(lambda x, g: g, 1.0, 1.0).to_json())
+    two = {"format": "tracegrad.graph", "version": 1, "inputs": [0], "outputs": [2],
+           "nodes": [["input", [], 0], ["sin", [0], None], ["cos", [1], None]]}
+    valid = dict(two, custom=[["vjp", [1], [2], rule]])
+    assert tg.grad(lambda x: evaluate(tg.Graph.from_json(json.dumps(valid)), [x])[0])(1.0) == math.cos(1.0)  # sin', the rule
+    for region in (["vjp", [1], [None], rule],  # every output dead
+                   ["vjp", [2], [1], rule],     # the input comes after the output
+                   ["vjp", [0], [0], rule],     # the output is the input (a rule for every use of x)
+                   ["vjp", [1], [True], rule]):
+        with pytest.raises(ValueError, match="custom rule region"):
+            tg.Graph.from_json(json.dumps(dict(two, custom=[region])))
+    twice = dict(two, custom=[["vjp", [1], [2], rule], ["vjp", [0], [2], rule]])
+    with pytest.raises(ValueError, match="nodes of their own"):
+        tg.Graph.from_json(json.dumps(twice))
 
 
 # ---------------------------------------------------------------- tampered cache entries

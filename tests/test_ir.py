@@ -132,6 +132,10 @@ def _tamper(graph, change):
     (lambda d: d.update(outputs=[42]), "output"),
     (lambda d: d.update(inputs=[1]), "inputs"),
     (lambda d: d.update(names=["x; import os"]), "identifier"),
+    (lambda d: d.update(names=["x²"]), "identifier"),
+    (lambda d: d.update(names=["2x"]), "identifier"),
+    (lambda d: d.update(names=[""]), "identifier"),
+    (lambda d: d.update(names=[7]), "identifier"),
     (lambda d: d.update(format="pickle"), "not a tracegrad graph"),
     (lambda d: d.update(nodes="nope"), "malformed"),
 ])
@@ -149,3 +153,15 @@ def test_from_json_rejects_non_json():
 def test_verify_accepts_traced_graphs():
     g = tg.trace(tg.grad(tg.grad(lambda x: tg.sin(x) * x ** 3)), 1.0)
     assert g.verify() is g
+
+
+def test_names_are_python_identifiers_unicode_included():
+    for name in ("θ", "é", "Δt", "μ_1", "ﬁ"):
+        g = tg.trace(tg.grad(lambda p: p[name] * tg.sin(p[name])), {name: 1.0})
+        back = Graph.from_json(g.to_json())
+        assert back == g and back.names == g.names and g.verify() is g
+        assert tg.ir.evaluate(back, [2.0]) == [math.sin(2.0) + 2.0 * math.cos(2.0)]
+    g = tg.trace(lambda d: d["fi"] * d["ﬁ"] + d["x²"], {"fi": 1.0, "ﬁ": 2.0, "x²": 3.0})
+    assert g.names == ("fi", "x2", "fi_1") and str(g).startswith("{ lambda fi:f64, x2:f64, fi_1:f64 .")  # keys sorted
+    hand = Graph(g.nodes, g.inputs, g.outputs, ("ﬁ", "fi", "x"))  # names as given, shown distinct
+    assert hand.verify().input_names() == ["fi", "fi_1", "x"]

@@ -114,3 +114,42 @@ def test_sympy_is_a_jit_backend_that_agrees_with_the_others():
         for a, b in zip(ours, reference):
             assert abs(a - b) <= 1e-12 * max(1.0, abs(b)), (name, a, b)
     assert tg.jit(tg.grad(tg.sin), backend="sympy").source == "cos(x)"
+
+
+# names that are sympy's or numpy's own (functions, constants, modules), keywords, generated
+# names, and keys that are one identifier after NFKC normalisation
+HOSTILE_NAMES = ["exp", "nan", "E", "I", "pi", "S", "N", "O", "oo", "zoo", "sin", "Abs", "Max", "Piecewise",
+                 "numpy", "builtins", "lambda", "if", "x0", "x1", "fi", "ﬁ", "θ", "_Dummy_1", "sympy"]
+
+
+def _hostile(d):
+    total = tg.exp(d["exp"]) + d["nan"] * 2.0
+    for k, name in enumerate(HOSTILE_NAMES):
+        total = total + (k + 1.0) * tg.sin(d[name])
+    return [total, d["nan"] + math.nan, d["ﬁ"] - d["fi"], tg.maximum(d["Max"], d["pi"])]
+
+
+@pytest.mark.parametrize("backend", ["sympy", "interp"])
+def test_parameter_names_never_collide_in_the_sympy_backend(backend):
+    point = {name: 0.1 * (k + 1) for k, name in enumerate(HOSTILE_NAMES)}
+    expected = [math.exp(point["exp"]) + point["nan"] * 2.0 +
+                sum((k + 1.0) * math.sin(point[n]) for k, n in enumerate(HOSTILE_NAMES)),
+                math.nan, point["ﬁ"] - point["fi"], max(point["Max"], point["pi"])]
+    got = tg.jit(_hostile, backend=backend)(point)
+    assert got[0] == pytest.approx(expected[0], rel=1e-14) and math.isnan(got[1]) and got[2:] == expected[2:]
+    assert tg.jit(lambda exp: tg.exp(exp), backend=backend)(1.0) == pytest.approx(math.e, rel=1e-15)
+    assert math.isnan(tg.jit(lambda nan: nan + math.nan, backend=backend)(1.0))
+    grads = tg.grad(lambda d: _hostile(d)[0], backend=backend)(point)
+    assert grads["exp"] == pytest.approx(math.exp(point["exp"]) + 1.0 * math.cos(point["exp"]), rel=1e-14)
+
+
+def test_exported_symbols_are_distinct_and_named_after_the_parameters():
+    point = {name: 1.0 for name in HOSTILE_NAMES}
+    exprs = tg.export_sympy(_hostile, point)
+    symbols = sorted(exprs.free_symbols, key=str)
+    assert len(symbols) == len(HOSTILE_NAMES) and len({s.name for s in symbols}) == len(symbols)
+    assert {s.name for s in symbols} >= {"exp", "nan", "E", "sin", "fi", "fi_1", "θ"}
+    assert sp.nan in exprs[1].atoms() or exprs[1] is sp.nan  # nan the constant, not the symbol
+    assert exprs[2] == sp.Symbol("fi_1", real=True) - sp.Symbol("fi", real=True)
+    exp = sp.Symbol("exp", real=True)
+    assert tg.export_sympy(lambda exp: tg.exp(exp)) == sp.exp(exp)

@@ -3,6 +3,7 @@ PyTorch float64, accumulation, a million-node chain, numpy scalars, graph_of, th
 node layout (one object per node), random graphs against PyTorch and a recursive order."""
 import gc
 import math
+import operator
 import sys
 
 import numpy as np
@@ -249,7 +250,7 @@ def test_numpy_and_python_scalars_on_either_side(scalar):
     assert Value(np.float64(1.5)).data == 1.5 and type(Value(np.int64(2)).data) is float
 
 
-@pytest.mark.parametrize("other", ["2", [1.0], None, 1j, np.array([1.0, 2.0])])
+@pytest.mark.parametrize("other", ["2", [1.0], None, 1j, np.array(["a", "b"]), np.array([1j])])
 def test_other_operands_are_a_type_error(other):
     v = Value(1.0)
     with pytest.raises(TypeError, match="real numbers"):
@@ -449,3 +450,48 @@ def test_random_graphs_against_pytorch_and_a_recursive_order(program):
 def test_graph_of_rejects_non_values(outputs, inputs):
     with pytest.raises(TypeError, match="graph_of takes"):
         tg.graph_of(outputs, inputs=inputs)
+
+
+# ---------------------------------------------------------------- numpy arrays as operands
+
+ARRAY_OPERATORS = [operator.add, operator.sub, operator.mul, operator.truediv, operator.pow]
+COMPARISONS = [operator.lt, operator.le, operator.gt, operator.ge]
+W = np.array([0.5, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("op", ARRAY_OPERATORS, ids=lambda op: op.__name__)
+@pytest.mark.parametrize("array_first", [True, False])
+def test_numpy_array_and_value_combine_elementwise(op, array_first):
+    v = Value(1.5)
+    out = op(W, v) if array_first else op(v, W)
+    assert out.dtype == object and out.shape == (3,) and all(type(o) is Value for o in out)
+    out.sum().backward()
+    t = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    expected = op(torch.tensor(W), t) if array_first else op(t, torch.tensor(W))
+    expected.sum().backward()
+    assert [o.data for o in out] == pytest.approx(expected.tolist(), rel=1e-15)
+    assert v.grad == pytest.approx(t.grad.item(), rel=1e-14)
+
+
+@pytest.mark.parametrize("op", COMPARISONS, ids=lambda op: op.__name__)
+def test_numpy_array_and_value_compare_elementwise(op):
+    v = Value(2.0)
+    assert (op(W, v) == op(W, 2.0)).all() and (op(v, W) == op(2.0, W)).all()
+    ints = np.array([1, 2, 3])
+    assert [o.data for o in ints + v] == [3.0, 4.0, 5.0]
+
+
+def test_numpy_scalars_and_0d_arrays_stay_numbers():
+    for number in (np.float64(2.0), np.int64(2), np.array(2.0)):
+        for out in (number * Value(3.0), Value(3.0) * number, number - Value(3.0), Value(3.0) ** number):
+            assert type(out) is Value
+    assert (np.float64(2.0) * Value(3.0)).data == 6.0 and (np.array(2.0) - Value(3.0)).data == -1.0
+
+
+def test_graph_of_unicode_labels_compiles_and_round_trips():
+    theta, e = Value(0.5, label="θ"), Value(2.0, label="é")
+    y = (theta * e).tanh() + e
+    graph = tg.graph_of(y, inputs=[theta, e])
+    assert graph.names == ("θ", "é") and str(graph).startswith("{ lambda θ:f64, é:f64 .")
+    assert tg.Graph.from_json(graph.to_json()).names == ("θ", "é")
+    assert compile_graph(graph, "python")(0.5, 2.0)[0] == y.data

@@ -58,3 +58,12 @@ def test_bad_input():
         g(np.ones(3), "abc")
     with pytest.raises(TypeError, match="function"):
         tg.vmap(3)
+
+
+def test_numpy_array_times_a_broadcast_traced_scalar():
+    X = np.arange(6.0).reshape(3, 2)
+    w = np.array([0.5, -2.0])
+    assert tg.vmap(lambda x, s: (x * s).sum(), in_axes=(0, None))(X, 2.0).tolist() == (X.sum(1) * 2.0).tolist()
+    assert tg.vmap(lambda x, s: (w * x * s).sum(), in_axes=(0, None))(X, 2.0).tolist() == (X @ w * 2.0).tolist()
+    grads = tg.vmap(tg.grad(lambda s, x: (s * w * x).sum()), in_axes=(None, 0))(2.0, X)
+    assert grads.tolist() == (X @ w).tolist()

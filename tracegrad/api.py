@@ -243,20 +243,12 @@ def _check_same_structure(a, b, what):
         raise ValueError(f"{what} must have the structure of the primals: {tb} against {ta}")
 
 
-@functools.lru_cache(maxsize=256)
-def _jvp_function(fn):
-    def make_graph(args):
-        primals, _ = args
-        graph, out_tree, captured = trace_flat(fn, primals)
-        n, k = len(graph.inputs) - len(captured), len(captured)
-        # jvp_graph's inputs: primals, captures, their tangents; ours: primals, tangents, captures
-        feed = [*range(n), *range(2 * n, 2 * n + k), *range(n, 2 * n), *[0.0] * k]
-        return substitute(jvp_graph(graph), 2 * n + k, feed), ("tuple", (out_tree, out_tree)), captured
-    return Function(fn, make_graph)
-
-
 def jvp(fn, primals, tangents):
     """Forward mode: ``(fn(*primals), directional derivative along tangents)``.
+
+    Like ``vjp`` (and ``grad(fn)(x)``), each call traces ``fn`` afresh, so it sees the
+    current values of the globals and attributes ``fn`` reads; compiled code is still
+    reused, from the cache of kernels by graph.
 
     >>> import tracegrad as tg
     >>> tg.jvp(lambda x, y: x * y, (2.0, 3.0), (1.0, 0.0))
@@ -266,7 +258,15 @@ def jvp(fn, primals, tangents):
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp takes primals and tangents as tuples: tg.jvp(f, (x, y), (dx, dy))")
     _check_same_structure(tuple(primals), tuple(tangents), "tangents")
-    return _jvp_function(fn)(tuple(primals), tuple(tangents))
+
+    def make_graph(args):
+        primals, _ = args
+        graph, out_tree, captured = trace_flat(fn, primals)
+        n, k = len(graph.inputs) - len(captured), len(captured)
+        # jvp_graph's inputs: primals, captures, their tangents; ours: primals, tangents, captures
+        feed = [*range(n), *range(2 * n, 2 * n + k), *range(n, 2 * n), *[0.0] * k]
+        return substitute(jvp_graph(graph), 2 * n + k, feed), ("tuple", (out_tree, out_tree)), captured
+    return Function(fn, make_graph)(tuple(primals), tuple(tangents))
 
 
 def vjp(fn, *primals):

@@ -18,7 +18,7 @@ eager ``Value`` differentiates the body (the rule is for traced code).
 import functools
 
 from .errors import TracingError
-from .ir import Graph, evaluate
+from .ir import Builder, evaluate
 from .pytree import flatten, num_leaves, unflatten
 from .tracing import Tracer, trace_flat
 
@@ -44,9 +44,13 @@ class _Custom:
                 f"{self.__name__} (a custom_{self.kind} function) uses a traced value that is not one of "
                 "its arguments; pass that value as an argument so that the rule can see it")
         rule = self._rule_graph(body, in_tree, out_tree, args)
-        region = (self.kind, body.inputs, body.outputs, rule)
-        marked = Graph(body.nodes, body.inputs, body.outputs, body.names, (region,))
-        return unflatten(out_tree, evaluate(marked, leaves))
+        # the outputs become nodes of their own, even where the body returns an argument or a
+        # value the caller also computes: the rule applies to them, not to every use of that value
+        b = Builder()
+        env = b.replay(body, [b.input() for _ in body.inputs])
+        outs = tuple(b.distinct(env[o]) for o in body.outputs)
+        b.custom.append((self.kind, tuple(b.inputs), outs, rule))
+        return unflatten(out_tree, evaluate(b.graph(outs), leaves))
 
     def _rule_graph(self, body, in_tree, out_tree, args):
         n = len(body.inputs)

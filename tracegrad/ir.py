@@ -14,15 +14,12 @@ A node is ``(op, args, param)``: ``op`` names a row of the op table (or ``"input
 import hashlib
 import json
 import math
-import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
 from .ops import TABLE, bind, innermost
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
+from .pytree import unique_identifiers
 
 _DOUBLE = struct.Struct("<d")
 
@@ -55,7 +52,8 @@ class Graph:
 
     ``custom`` lists the regions of user-defined derivative rules (``tg.custom_vjp`` /
     ``tg.custom_jvp``), each ``(kind, ins, outs, rule)``: the nodes ``outs`` (None where
-    dead) were computed from the nodes ``ins``, and the transforms use the ``rule``
+    dead; the others nodes of their own, after ``ins``, see ``Builder.distinct``) were
+    computed from the nodes ``ins``, and the transforms use the ``rule``
     graph for them. ``kind`` "vjp": rule(ins..., cotangents of outs...) -> cotangents of
     ins; "jvp": rule(ins..., tangents of ins...) -> tangents of outs. Evaluation and the
     backends ignore them.
@@ -93,8 +91,9 @@ class Graph:
         return cached
 
     def input_names(self):
+        """Display names of the inputs: ``names`` made distinct identifiers, else ``x0, x1 ...``."""
         names = self.names if len(self.names) == len(self.inputs) else ()
-        return list(names) or [f"x{i}" for i in range(len(self.inputs))]
+        return unique_identifiers(names) or [f"x{i}" for i in range(len(self.inputs))]
 
     def stats(self):
         """Node counts by op, e.g. ``Counter({'mul': 3, 'input': 2, ...})``."""
@@ -136,13 +135,21 @@ class Graph:
             if not isinstance(o, int) or isinstance(o, bool) or not 0 <= o < len(self.nodes):
                 raise ValueError(f"output {o!r} is not a node")
         for name in self.names:
-            if not (isinstance(name, str) and _IDENTIFIER.match(name)):
-                raise ValueError(f"input name {name!r} is not an identifier")
+            if not (isinstance(name, str) and name.isidentifier()):
+                raise ValueError(f"input name {name!r:.80} is not a Python identifier")
+        region_outs = set()
         for kind, ins, outs, rule in self.custom:
-            nodes = [*ins, *(o for o in outs if o is not None)]
-            if kind not in ("vjp", "jvp") or not all(isinstance(i, int) and 0 <= i < len(self.nodes)
-                                                     for i in nodes):
+            live = [o for o in outs if o is not None]
+            if kind not in ("vjp", "jvp") or not all(isinstance(i, int) and not isinstance(i, bool) and
+                                                     0 <= i < len(self.nodes) for i in [*ins, *live]):
                 raise ValueError(f"malformed custom rule region {(kind, ins, outs)!r}")
+            # each output is a node of its own (never an input, a node of the region's inputs, or
+            # another region's output), after the inputs: the rule applies to it and nothing else
+            if not live or min(live) <= max(ins, default=-1) or region_outs.intersection(live) or \
+                    len(set(live)) < len(live) or any(self.nodes[o][0] == "input" for o in live):
+                raise ValueError(f"custom rule region {(kind, ins, outs)!r} must have outputs (not all "
+                                 "null) that are nodes of their own, after all of its inputs")
+            region_outs.update(live)
             shape = (2 * len(ins), len(outs)) if kind == "jvp" else (len(ins) + len(outs), len(ins))
             if not isinstance(rule, Graph) or (len(rule.inputs), len(rule.outputs)) != shape:
                 raise ValueError(f"the rule of custom region {(kind, ins, outs)!r} must be a graph of "
@@ -349,12 +356,27 @@ class Builder:
             return args[1] if values[0] else args[2]
         return None
 
+    def distinct(self, x):
+        """A new node with the value of ``x`` (a node index or a float) that no other node is
+        ever merged with: the output of a custom rule region, whose rule applies to it alone.
+
+        It copies the node of ``x``; an input or a constant gets ``x + -0.0`` (exactly x).
+        """
+        index = self.const(x) if type(x) is float else x
+        node = self.nodes[index]
+        if node[0] in ("input", "const"):
+            node = ("add", (index, self.const(-0.0)), None)
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
     def replay(self, graph, args):
         """``evaluate_nodes`` in this builder: ``args`` and the result hold node indices, or
         floats for values known now (as with tracers, a float becomes a node where it is used).
+        The outputs of custom rule regions stay nodes of their own (``distinct``).
         """
         env = []
-        for op, ins, param in graph.nodes:
+        region_outs = {o for region in graph.custom for o in region[2]}
+        for i, (op, ins, param) in enumerate(graph.nodes):
             if op == "input":
                 env.append(args[param])
             elif op == "const":
@@ -368,6 +390,8 @@ class Builder:
                     env.append(self.add(op, nodes, param))
                 else:
                     env.append(bind(TABLE[op], *xs, param=param))
+            if i in region_outs:
+                env[i] = self.distinct(env[i])
         return env
 
     def graph(self, outputs, names=()):

@@ -303,6 +303,8 @@ def pow(x, y):
     >>> pow(2.0, 3)
     8.0
     """
+    if isinstance(y, np.ndarray):  # x ** array: each element as below
+        return np.frompyfunc(pow, 2, 1)(x, y)
     if getattr(y, "_tg_level", None) is None:
         return bind(POWC, x, param=to_float(y))
     return bind(POW, x, y)

@@ -9,7 +9,7 @@ arrays from floats and as object arrays from tracers, so ``np.dot`` works while 
 ([3, 1.0, 2.0], {'b': 10.0, 'w': [20.0, 30.0]})
 """
 import numbers
-import re
+import unicodedata
 
 import numpy as np
 
@@ -76,6 +76,16 @@ def _unflatten(tree, it):
     return np.array(values, dtype=dtype).reshape(shape)
 
 
+def elementwise(fn, args):
+    """``fn`` of the elements of the numpy arrays among ``args`` (broadcast together; the other
+    arguments as they are): an object array, as numpy's operators give for Python objects.
+
+    >>> elementwise(lambda a, b: a * b, (np.array([1.0, 2.0]), 3.0))
+    array([3.0, 6.0], dtype=object)
+    """
+    return np.frompyfunc(fn, len(args), 1)(*args)
+
+
 def num_leaves(tree):
     kind = tree[0]
     if kind == "leaf":
@@ -96,10 +106,21 @@ def leaf_names(trees, prefixes):
     names = []
     for tree, prefix in zip(trees, prefixes):
         _names(tree, prefix, names)
+    return unique_identifiers(names)
+
+
+def unique_identifiers(names):
+    """The names as distinct Python identifiers: NFKC-normalised (as Python reads identifiers,
+    so ``ﬁ`` is ``fi``), other characters replaced by ``_``, ``_`` before a leading digit,
+    ``_1``, ``_2`` ... after a name already taken.
+
+    >>> unique_identifiers(["θ", "x", "x", "fi", "ﬁ", "2d", "a-b", ""])
+    ['θ', 'x', 'x_1', 'fi', 'fi_1', '_2d', 'a_b', '_']
+    """
     seen, unique = set(), []
     for name in names:
-        name = re.sub(r"\W", "_", name) or "_"
-        name = "_" + name if name[0].isdigit() else name
+        name = "".join(c if ("_" + c).isidentifier() else "_" for c in unicodedata.normalize("NFKC", str(name)))
+        name = name if name.isidentifier() else "_" + name
         candidate, k = name, 1
         while candidate in seen:
             candidate, k = f"{name}_{k}", k + 1

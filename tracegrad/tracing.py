@@ -15,10 +15,12 @@ import gc
 import inspect
 import threading
 
+import numpy as np
+
 from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
 from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
-from .pytree import LEAF, flatten, is_boxed, leaf_names, unflatten
+from .pytree import LEAF, elementwise, flatten, is_boxed, leaf_names, unflatten
 
 _state = threading.local()
 
@@ -68,18 +70,23 @@ class Tracer(Arithmetic):
             raise TracingError(
                 f"a traced value escaped from the function that traced it (used at {user_location()}); "
                 "return it from that function instead of keeping it in a variable")
-        nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
-                       for a in args])
+        try:
+            nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
+                           for a in args])
+        except TypeError:
+            if not any(isinstance(a, np.ndarray) for a in args):
+                raise
+            return elementwise(lambda *xs: bind(op, *xs, param=param), args)  # w * x: one op per element
         return Tracer(builder, builder.add(op.name, nodes, param))
 
     @staticmethod
     def _tg_evaluate_nodes(graph, args):
-        """``evaluate_nodes`` for floats and the tracers of one open builder: a replay there."""
+        """``evaluate_nodes`` on tracers (and numbers): one replay in the innermost builder, which
+        captures the tracers of enclosing traces."""
         builder = innermost(args).builder
-        if not builder.open or not all(type(a) is float or (type(a) is Tracer and a.builder is builder)
-                                       for a in args):
+        if not builder.open:
             return None
-        env = builder.replay(graph, [a if type(a) is float else a.index for a in args])
+        env = builder.replay(graph, [a if type(a) is float else builder.node_of(a) for a in args])
         return [x if type(x) is float else Tracer(builder, x) for x in env]
 
     def _tg_custom(self, region, env):
@@ -105,12 +112,17 @@ class Tracer(Arithmetic):
             "would be fixed at trace time; use tg.where(cond, a, b) (e.g. tg.where(x > 0, a, b)), "
             "or tg.maximum / tg.minimum / tg.clamp")
 
-    def __float__(self):
+    def __float__(self, *_):
         raise TracingError(
-            f"a traced value was converted to a Python float at {user_location()} (math.* or float() "
-            "cannot be recorded); use the tracegrad functions instead, e.g. tg.sin(x) for math.sin(x)")
+            f"a traced value was converted to a Python number at {user_location()} (float(), int(), "
+            "round(), math.*, a format like f'{x:.3f}' or an index need its value, which a trace does "
+            "not have); use the tracegrad functions instead, e.g. tg.sin(x) for math.sin(x), "
+            "and format the result of the compiled function")
 
-    __int__ = __index__ = __complex__ = __float__
+    __int__ = __index__ = __complex__ = __round__ = __trunc__ = __floor__ = __ceil__ = __float__
+
+    def __format__(self, spec):
+        return self.__float__() if spec else repr(self)
 
     def __repr__(self):
         return f"Tracer(v{self.index})"

@@ -16,8 +16,11 @@ each node's local derivatives.
 """
 import gc
 
+import numpy as np
+
 from .ir import Builder
-from .ops import ADD, MUL, POWC, SUB, TABLE, Arithmetic, Op, to_float
+from .ops import ADD, MUL, POWC, SUB, TABLE, Arithmetic, Op, bind, to_float
+from .pytree import elementwise
 
 # How micrograd (and its draw_dot) names ops; other ops show their table name.
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "relu": "ReLU"}
@@ -58,7 +61,12 @@ class Value(Arithmetic):
     def _tg_bind(op, args, param):
         if len(args) == 1 and type(args[0]) is Value and op.name in _UNARY:  # tg.relu(v) ...
             return _UNARY[op.name](args[0])
-        data = [a.data if isinstance(a, Value) else to_float(a) for a in args]
+        try:
+            data = [a.data if isinstance(a, Value) else to_float(a) for a in args]
+        except TypeError:
+            if not any(isinstance(a, np.ndarray) for a in args):
+                raise
+            return elementwise(lambda *xs: bind(op, *xs, param=param), args)  # w * x: one op per element
         slots = [a if isinstance(a, Value) else d for a, d in zip(args, data)]
         if op.has_param:
             data.append(param)
@@ -181,7 +189,8 @@ _new = object.__new__
 
 
 def _data(x):
-    return x.data if isinstance(x, Value) else to_float(x)
+    """What a Value compares with: a number, or a numpy array compared element by element."""
+    return x.data if isinstance(x, Value) else x if isinstance(x, np.ndarray) else to_float(x)
 
 
 # ---------------------------------------------------------------- fast dispatch

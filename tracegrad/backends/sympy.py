@@ -48,13 +48,20 @@ def _number(x):
 
 
 def symbols_for(graph):
-    """One real sympy symbol per input, named as the graph names its inputs."""
+    """One real sympy symbol per input, named as the graph names its inputs (distinct identifiers).
+
+    The names are for display: a symbol called ``exp`` or ``nan`` is a symbol like any other.
+    """
     return [sp.Symbol(name, real=True) for name in graph.input_names()]
 
 
 def compile(graph):
-    """A kernel running the lambdified expressions with numpy (IEEE: log(-1) is nan, no raise)."""
-    symbols = symbols_for(graph)
+    """A kernel running the lambdified expressions with numpy (IEEE: log(-1) is nan, no raise).
+
+    The expressions are lambdified over generated names ``x0, x1 ...``: no input name reaches
+    the generated code, where it could shadow a function (``exp``) or a constant (``nan``).
+    """
+    symbols = [sp.Symbol(f"x{i}", real=True) for i in range(len(graph.inputs))]
     fn = sp.lambdify(symbols, sympy_exprs(graph, symbols), modules="numpy")
 
     def kernel(*xs):

@@ -9,8 +9,8 @@
   v4 = add v3 v3
   in (v2, v4) }
 """
-from ..ir import evaluate, replay_custom
-from ..ops import TABLE, bind, jvp_rule
+from ..ir import evaluate, evaluate_nodes, replay_custom
+from ..ops import TABLE, jvp_rule
 from ..tracing import new_builder
 
 
@@ -38,22 +38,19 @@ def forward_sweep(graph, xs, seeds):
     every node and its tangents, a dict holding only the directions with a nonzero one
     (a node that depends on few inputs carries few directions).
     """
-    env, tangents = [], []
+    env, tangents = evaluate_nodes(graph, xs), []
     none = {}  # no tangent (shared, never written)
     regions = {o: region for region in graph.custom for o in region[2] if o is not None}
     for i, (op, args, param) in enumerate(graph.nodes):
         if op == "input":
-            env.append(xs[param])
             tangents.append(seeds[param])
         elif op == "const":
-            env.append(param)
             tangents.append(none)
         else:
             spec = TABLE[op]
             extra = (param,) if spec.has_param else ()
             ins = [env[a] for a in args]
-            out = bind(spec, *ins, param=param)
-            env.append(out)
+            out = env[i]
             t_args = [tangents[a] for a in args]
             tangent = {}
             for d in _directions(t_args):

@@ -61,20 +61,24 @@ def _rebuild(graph, rule=None):
     """Replay ``graph`` into a fresh ``Builder`` (CSE, exact folds), letting ``rule`` rewrite nodes.
 
     ``rule(b, op, args, param, i)`` (``args`` in ``b``, ``i`` the node's index in ``graph``)
-    returns a node index of ``b``, or None to keep the node.
+    returns a node index of ``b``, or None to keep the node. The outputs of custom rule
+    regions stay nodes of their own.
     """
     b = Builder()
     positions = {graph.nodes[i][2]: i for i in graph.inputs}
     new = {positions[k]: b.input() for k in range(len(graph.inputs))}
+    region_outs = {o for region in graph.custom for o in region[2]}
     for i, (op, args, param) in enumerate(graph.nodes):
         if op == "input":
             continue
         if op == "const":
             new[i] = b.const(param)
-            continue
-        args = tuple(new[a] for a in args)
-        index = rule(b, op, args, param, i) if rule else None
-        new[i] = b.add(op, args, param) if index is None else index
+        else:
+            args = tuple(new[a] for a in args)
+            index = rule(b, op, args, param, i) if rule else None
+            new[i] = b.add(op, args, param) if index is None else index
+        if i in region_outs:
+            new[i] = b.distinct(new[i])
     for kind, ins, outs, rule in graph.custom:
         b.custom.append((kind, tuple(new[i] for i in ins), tuple(o if o is None else new[o] for o in outs), rule))
     return b.graph([new[o] for o in graph.outputs], graph.names)

@@ -19,12 +19,14 @@ from ..tracing import new_builder
 
 
 def _depends(graph, wrt):
-    """For each node, whether it depends on one of the ``wrt`` inputs."""
+    """For each node, whether it depends on one of the ``wrt`` inputs (the outputs of a custom
+    rule region do if its inputs do, as the rule says, whatever the body computes)."""
     dep = [False] * len(graph.nodes)
     for i in wrt:
         dep[graph.inputs[i]] = True
+    region_ins = {o: region[1] for region in graph.custom for o in region[2] if o is not None}
     for i, (_, args, _) in enumerate(graph.nodes):
-        for a in args:
+        for a in (*args, *region_ins.get(i, ())):
             if dep[a]:
                 dep[i] = True
                 break
@@ -101,15 +103,14 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
 def _regions(graph):
     """The nodes whose derived vjp a rule replaces, and the regions by their first output node.
 
-    A region is applied at its first output, once all cotangents of its outputs are in;
-    an output that is also an input of the region (``lambda x: x``) then goes on as usual.
+    A region is applied at its first output, once all cotangents of its outputs are in (its
+    outputs are nodes of their own, after its inputs: ``Graph.verify``).
     """
     frozen, regions = set(), {}
     for region in graph.custom:
-        ins, outs = region[1], [o for o in region[2] if o is not None]
-        first = min(outs)
-        frozen.update(o for o in outs if o not in ins or o > first)
-        regions.setdefault(first, []).append(region)
+        outs = [o for o in region[2] if o is not None]
+        frozen.update(outs)
+        regions.setdefault(min(outs), []).append(region)
     return frozen, regions
 
 
