@@ -39,6 +39,17 @@ class Op:
     has_param: bool = False
     lower: Optional[Callable] = None
     commutative: bool = False
+    infix: Optional[str] = None
+    prefix: Optional[str] = None
+    compare: Optional[str] = None
+    select: bool = False
+    symbol: Optional[str] = None
+    address: Optional[int] = None
+    builtin: bool = True
+
+    @property
+    def ident(self):
+        return self.name
 
     def __repr__(self):
         return f"Op({self.name})"
@@ -272,6 +283,23 @@ CLAMP = defop("clamp", 3,  # as torch.clamp(x, lo, hi): min(max(x, lo), hi), so 
                   where((x > hi) + (hi < lo), g, 0.0)),  # '+' of 0/1 flags: or
               sympy=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi),
               lower=lambda x, lo, hi: minimum(maximum(x, lo), hi))
+
+# TEMPORARY (the rows branch gives each row its form)
+import dataclasses as _dc
+for _n, _f in [("add", dict(infix="+")), ("sub", dict(infix="-")), ("mul", dict(infix="*")), ("div", dict(infix="/")),
+               ("neg", dict(prefix="-")), ("pow", dict(symbol="pow")), ("exp", dict(symbol="exp")),
+               ("log", dict(symbol="log")), ("log1p", dict(symbol="log1p")), ("sqrt", dict(symbol="sqrt")),
+               ("sin", dict(symbol="sin")), ("cos", dict(symbol="cos")), ("tanh", dict(symbol="tanh")),
+               ("abs", dict(symbol="fabs")), ("where", dict(select=True)), ("lt", dict(compare="<")),
+               ("le", dict(compare="<=")), ("gt", dict(compare=">")), ("ge", dict(compare=">=")),
+               ("eq", dict(compare="==")), ("ne", dict(compare="!="))]:
+    for _k, _v in _f.items():
+        object.__setattr__(TABLE[_n], _k, _v)
+
+
+def native(op):
+    return bool(op.infix or op.prefix or op.compare or op.select or op.symbol or op.address)
+
 
 # The public math functions: tg.exp(x) works on floats, tracers and Values alike.
 add, sub, mul, div, neg = map(_function, (ADD, SUB, MUL, DIV, NEG))

@@ -1,0 +1,219 @@
+"""A small builder of LLVM IR text: typed values, fresh names, calls that declare themselves, loops.
+
+Generated code is built instruction by instruction, never patched as text. A
+``Module`` holds functions and the declarations their calls need; a ``Function``
+appends instructions to its current block and returns typed ``Value``s.
+
+>>> m = Module("an example")
+>>> f = m.function("twice", "double", [("double", "x")])
+>>> y = f.call("llvm.fabs.f64", "double", [f.binop("fmul", f.params[0], const(2.0))])
+>>> f.ret(y)
+>>> print(m.text())  # doctest: +NORMALIZE_WHITESPACE
+; an example
+define double @twice(double %x) nounwind {
+entry:
+  %t = fmul double %x, 0x4000000000000000
+  %t.1 = call double @llvm.fabs.f64(double %t)
+  ret double %t.1
+}
+<BLANKLINE>
+declare double @llvm.fabs.f64(double)
+<BLANKLINE>
+"""
+import contextlib
+import struct
+from typing import NamedTuple
+
+
+class Value(NamedTuple):
+    """An SSA value or literal (``ref``) of an LLVM type (``type``)."""
+    ref: str
+    type: str
+
+    def __str__(self):
+        return f"{self.type} {self.ref}"
+
+
+def vector(width, element="double"):
+    """``double`` for one lane, ``<width x double>`` for more."""
+    return element if width == 1 else f"<{width} x {element}>"
+
+
+def literal(x):
+    """A float as an exact LLVM literal (hex bit pattern): nan, inf and -0.0 included."""
+    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
+def const(x, width=1):
+    """The constant ``x`` as a ``double`` or ``<width x double>`` with every lane equal."""
+    if width == 1:
+        return Value(literal(x), "double")
+    return Value("<" + ", ".join([f"double {literal(x)}"] * width) + ">", vector(width))
+
+
+def integer(n, type="i64"):
+    return Value(str(n), type)
+
+
+def _bools(type):
+    """The ``i1`` type of the same shape as ``type``."""
+    return "i1" if not type.startswith("<") else type.rsplit(" x ", 1)[0] + " x i1>"
+
+
+class Module:
+    """Functions being built and the ``declare`` lines their calls need."""
+
+    def __init__(self, comment):
+        self.comment, self.functions, self.declared = comment, {}, {}
+
+    def function(self, name, ret, params, internal=False, attrs="nounwind"):
+        """A new function ``define ret @name(params)``; ``params`` are ``(type, name)`` pairs."""
+        fn = Function(self, name, ret, params, internal, attrs)
+        self.functions[name] = fn
+        return fn
+
+    def declare(self, name, ret, types):
+        self.declared.setdefault(name, f"declare {ret} @{name}({', '.join(types)})")
+
+    def text(self):
+        bodies = [fn.text() for fn in self.functions.values()]
+        undefined = [line for name, line in self.declared.items() if name not in self.functions]
+        return "\n".join([f"; {self.comment}", "\n\n".join(bodies), "", *undefined, ""])
+
+
+class Function:
+    """One function: ``self.params`` are its arguments; instruction methods return ``Value``s."""
+
+    def __init__(self, module, name, ret, params, internal, attrs):
+        self.module, self.name, self.ret_type = module, name, ret
+        self.params = [Value(f"%{n}", t) for t, n in params]
+        self.header = (f"define {'internal ' if internal else ''}{ret} @{name}("
+                       + ", ".join(f"{t} noalias %{n}" if t == "ptr" else f"{t} %{n}" for t, n in params)
+                       + f") {attrs} {{")
+        self.lines, self.block, self._used = ["entry:"], "%entry", {"entry", *(n for _, n in params)}
+
+    def fresh(self, hint="t"):
+        """A name not used yet in this function: ``%hint``, else ``%hint.1``, ``%hint.2`` ..."""
+        name, n = hint, 0
+        while name in self._used:
+            n += 1
+            name = f"{hint}.{n}"
+        self._used.add(name)
+        return f"%{name}"
+
+    def emit(self, text, type=None, name=None):
+        """Append an instruction; with a result ``type``, name it and return its ``Value``."""
+        if type is None:
+            self.lines.append("  " + text)
+            return None
+        ref = self.fresh(name or "t")
+        self.lines.append(f"  {ref} = {text}")
+        return Value(ref, type)
+
+    # ---------------------------------------------------------------- instructions
+    def binop(self, op, a, b, name=None):
+        return self.emit(f"{op} {a.type} {a.ref}, {b.ref}", a.type, name)
+
+    def fneg(self, a, name=None):
+        return self.emit(f"fneg {a}", a.type, name)
+
+    def fcmp(self, predicate, a, b, name=None):
+        return self.emit(f"fcmp {predicate} {a.type} {a.ref}, {b.ref}", _bools(a.type), name)
+
+    def icmp(self, predicate, a, b, name=None):
+        return self.emit(f"icmp {predicate} {a.type} {a.ref}, {b.ref}", _bools(a.type), name)
+
+    def select(self, cond, a, b, name=None):
+        return self.emit(f"select {cond}, {a}, {b}", a.type, name)
+
+    def cast(self, op, a, type, name=None):
+        return self.emit(f"{op} {a} to {type}", type, name)
+
+    def call(self, callee, ret, args, name=None, declare=True):
+        """``call ret @callee(args)``; the callee is declared in the module unless it is defined there."""
+        if declare:
+            self.module.declare(callee, ret, [a.type for a in args])
+        text = f"call {ret} @{callee}({', '.join(map(str, args))})"
+        return self.emit(text) if ret == "void" else self.emit(text, ret, name)
+
+    def alloca(self, type, name=None):
+        return self.emit(f"alloca {type}", "ptr", name)
+
+    def gep(self, type, base, index, name=None):
+        """The address of element ``index`` (an ``i64`` Value or int) of ``type`` after ``base``."""
+        if isinstance(index, int):
+            if index == 0:
+                return base
+            index = integer(index)
+        return self.emit(f"getelementptr {type}, {base}, {index}", "ptr", name)
+
+    def load(self, type, pointer, name=None, align=None):
+        return self.emit(f"load {type}, {pointer}" + (f", align {align}" if align else ""), type, name)
+
+    def store(self, value, pointer, align=None):
+        self.emit(f"store {value}, {pointer}" + (f", align {align}" if align else ""))
+
+    def extract(self, vec, lane, name=None):
+        return self.emit(f"extractelement {vec}, i64 {lane}", vec.type.rsplit(" x ", 1)[1][:-1], name)
+
+    def insert(self, vec, scalar, lane, name=None):
+        return self.emit(f"insertelement {vec}, {scalar}, i64 {lane}", vec.type, name)
+
+    def shuffle(self, a, b, mask, name=None):
+        """Lanes ``mask`` of ``a`` followed by ``b``."""
+        lanes = "<" + ", ".join(f"i32 {m}" for m in mask) + ">"
+        return self.emit(f"shufflevector {a}, {b.type} {b.ref}, <{len(mask)} x i32> {lanes}",
+                         vector(len(mask), a.type.rsplit(" x ", 1)[1][:-1]), name)
+
+    def splat(self, scalar, width, name=None):
+        """A vector of ``width`` copies of ``scalar``."""
+        one = self.insert(Value("poison", vector(width, scalar.type)), scalar, 0)
+        return self.shuffle(one, Value("poison", one.type), [0] * width, name)
+
+    def ret(self, value=None):
+        self.emit(f"ret {value}" if value is not None else "ret void")
+
+    # ---------------------------------------------------------------- control flow
+    def label(self, name):
+        self.lines.append(f"{name[1:]}:")
+        self.block = name
+
+    def branch(self, target, cond=None, otherwise=None):
+        self.emit(f"br label {target}" if cond is None else f"br {cond}, label {target}, label {otherwise}")
+
+    @contextlib.contextmanager
+    def loop(self, stop, start=0, step=1, name="i"):
+        """``for i in range(start, stop, step)`` (``i64``): the body is what the ``with`` block emits."""
+        head = self.fresh(name)
+        cond, body, done = (self.fresh(f"{head[1:]}.{part}") for part in ("cond", "body", "exit"))
+        before = self.block
+        self.branch(cond)
+        self.label(cond)
+        phi = len(self.lines)
+        self.lines.append(None)  # the phi, once the block that loops back is known
+        index = Value(head, "i64")
+        more = self.icmp("slt", index, _i64(stop))
+        self.branch(body, more, done)
+        self.label(body)
+        yield index
+        step_value = self.binop("add", index, _i64(step))
+        self.lines[phi] = f"  {head} = phi i64 [ {_i64(start).ref}, {before} ], [ {step_value.ref}, {self.block} ]"
+        self.branch(cond)
+        self.label(done)
+
+    @contextlib.contextmanager
+    def when(self, cond):
+        """``if cond:`` the ``with`` block."""
+        then, done = self.fresh("then"), self.fresh("endif")
+        self.branch(then, cond, done)
+        self.label(then)
+        yield
+        self.branch(done)
+        self.label(done)
+
+    def text(self):
+        return "\n".join([self.header, *self.lines, "}"])
+
+
+def _i64(x):
+    return x if isinstance(x, Value) else integer(x)
