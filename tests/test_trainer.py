@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
+from test_nn import logistic_regression_data, torch_logistic_regression
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,19 @@ def test_bce_losses_train(loss):
     model = tg.nn.MLP(2, [(4, "tanh"), (1, last)], seed=2)
     history = tg.nn.Trainer(model, loss=loss, optimizer=tg.nn.SGD(lr=0.5)).fit(X, y, epochs=50, progress=False)
     assert history["accuracy"][-1] >= 0.9 and history["loss"][-1] < history["loss"][0]
+
+
+def test_bce_logistic_regression_on_saturating_features_matches_torch():
+    """Features up to +-20 saturate the sigmoid (p == 1.0) within a few steps: the Trainer stays
+    finite and follows PyTorch's steps (it went nan at the first saturated step)."""
+    X, y = logistic_regression_data()
+    model = tg.nn.MLP(2, [(1, "sigmoid")], seed=0)
+    start = [p.data for p in model.parameters()]
+    history = tg.nn.Trainer(model, loss="bce", optimizer=tg.nn.SGD(lr=0.5)).fit(X, y, epochs=60, progress=False)
+    losses, weights = torch_logistic_regression(X, y, start, 60, 0.5)
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-10)
+    np.testing.assert_allclose([p.data for p in model.parameters()], weights, rtol=1e-10)
+    assert history["loss"][-1] < 0.03 and history["accuracy"][-1] >= 0.98
 
 
 @pytest.mark.parametrize("X, y, message", [
