@@ -1,6 +1,7 @@
 """nn: shapes, reprs, parameter order, state, losses and optimizers against PyTorch,
 tracing a model, and eager training runs."""
 import json
+import math
 import random
 
 import numpy as np
@@ -41,6 +42,27 @@ def test_parameter_order_is_micrograd_order_and_weights_follow_random():
         [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
     assert [p.data for p in MLP(2, [3, 1], rng=random.Random(5)).parameters()] == \
         [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
+
+
+def test_activation_name_in_micrographs_nonlin_position():
+    """Seeds write Neuron(3, "tanh") and Layer(3, 4, "tanh"): the name is the activation (it built
+    a ReLU neuron, and a TypeError for the layer); MLP's third argument is the hidden layers'."""
+    assert repr(Neuron(3, "tanh", seed=0)) == "TanhNeuron(3)"
+    assert repr(Layer(3, 2, "sigmoid", seed=0)) == "Layer of [SigmoidNeuron(3), SigmoidNeuron(3)]"
+    assert repr(Layer(3, 2, False, seed=0)) == "Layer of [LinearNeuron(3), LinearNeuron(3)]"
+    assert repr(MLP(2, [3, 1], "tanh", seed=0)) == repr(MLP(2, [(3, "tanh"), (1, "linear")], seed=0))
+    n, twin = Neuron(3, "tanh", seed=4), Neuron(3, activation="tanh", seed=4)
+    assert n([0.5, -1.0, 2.0]).data == twin([0.5, -1.0, 2.0]).data
+    assert n([0.5, -1.0, 2.0]).data == math.tanh(sum(w.data * x for w, x in zip(n.w, [0.5, -1.0, 2.0])))
+    for make in (lambda: Neuron(3, 1), lambda: Layer(3, 4, None), lambda: Neuron(3, [True])):
+        with pytest.raises(TypeError, match="activation="):
+            make()
+    with pytest.raises(TypeError, match="seed= and rng= are keyword"):
+        MLP(2, [3, 1], 0)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        Layer(3, 4, "swish")
+    with pytest.raises(ValueError, match="two activations"):
+        Neuron(3, "tanh", activation="relu")
 
 
 def test_bad_arguments_are_clear():
