@@ -1,5 +1,7 @@
 """The compiled Trainer: it trains, it agrees with eager training, and it rejects bad input early."""
+import copy
 import math
+import pickle
 import runpy
 import sys
 
@@ -121,6 +123,21 @@ def test_bce_losses_train(loss):
     model = tg.nn.MLP(2, [(4, "tanh"), (1, last)], seed=2)
     history = tg.nn.Trainer(model, loss=loss, optimizer=tg.nn.SGD(lr=0.5)).fit(X, y, epochs=50, progress=False)
     assert history["accuracy"][-1] >= 0.9 and history["loss"][-1] < history["loss"][0]
+
+
+def test_model_pickles_and_deep_copies_after_predict(moons):
+    """Compiled code is cached by the model's structure, not kept on the model (ctypes pointers
+    cannot be pickled); a copy predicts the same, and a changed model is not served stale code."""
+    X, y = moons
+    model, trainer = micrograd_demo_trainer(seed=2)
+    trainer.fit(X, y, epochs=3, progress=False)
+    expected = np.array([model(list(x)).data for x in X])
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-13)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert np.array_equal(twin.predict(X), model.predict(X))
+        assert [p.data for p in twin.parameters()] == [p.data for p in model.parameters()]
+    model.layers[0].neurons[0].activation = "tanh"
+    np.testing.assert_allclose(model.predict(X), [model(list(x)).data for x in X], rtol=1e-13)
 
 
 def test_bce_logistic_regression_on_saturating_features_matches_torch():

@@ -81,6 +81,31 @@ class Module:
                 vars(module).update(attributes)
 
 
+def _structure(module):
+    """What ``module`` computes apart from its parameters' values, as a hashable key: the types,
+    sizes and settings of it and its sub-modules, and which parameter sits where (None if an
+    attribute is unhashable). Compiled code is cached by it, never stored on the model."""
+    index = {id(p): i for i, p in enumerate(module.parameters())}
+
+    def key(x):
+        if isinstance(x, Value):
+            return ("parameter", index[id(x)]) if id(x) in index else ("constant", x.data.hex())
+        if isinstance(x, Module):
+            return (type(x), tuple((name, key(v)) for name, v in vars(x).items()))
+        if isinstance(x, (list, tuple)):
+            return (type(x), tuple(map(key, x)))
+        if isinstance(x, dict):
+            return (dict, tuple((k, key(v)) for k, v in x.items()))
+        if type(x) is float:
+            return ("float", x.hex())  # -0.0 and 0.0 make different constants
+        hash(x)
+        return x
+    try:
+        return key(module)
+    except TypeError:
+        return None
+
+
 def _substitute(module, mapping, saved):
     """Replace the Values in ``module``'s attributes (and sub-modules') by ``mapping[id(value)]``."""
     saved.append((module, dict(vars(module))))

@@ -10,12 +10,15 @@ accumulation, L2, the optimizer's update and the learning-rate schedule) as comp
 >>> len(history["loss"]), history["loss"][-1] < history["loss"][0]
 (20, True)
 """
+import threading
+
 import numpy as np
 
 from ..tracing import trace_flat
 from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
+from .module import _structure
 from ..backends import compile as compile_graph
 from ..vmap import RowCall
 
@@ -205,6 +208,12 @@ class Trainer:
         return np.fromiter(map(lr, range(first, first + steps)), float, steps) if steps else np.zeros(1)
 
 
+# (model structure, features) -> (compiled forward, outputs), oldest first: not on the model, which
+# then pickles and deep-copies; models of the same structure share one entry
+_FORWARDS = {}
+_lock = threading.Lock()
+
+
 def predict(model, X):
     """The model's outputs for each row of ``X``, by a compiled batched forward (numpy array).
 
@@ -217,11 +226,16 @@ def predict(model, X):
     if X.shape[1] != nin:
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
-    cache = model.__dict__.setdefault("_predict_graphs", {})
-    if nin not in cache:
-        graph, tree, _ = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))
-        cache[nin] = (compile_graph(graph, "llvm"), len(graph.outputs))
-    kernel, n_out = cache[nin]
+    structure = _structure(model)
+    kernel, n_out = _FORWARDS.get((structure, nin)) or (None, None)
+    if kernel is None:
+        graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))[0]
+        kernel, n_out = compile_graph(graph, "llvm"), len(graph.outputs)
+        if structure is not None:
+            with _lock:
+                _FORWARDS[structure, nin] = kernel, n_out
+                while len(_FORWARDS) > 64:
+                    _FORWARDS.pop(next(iter(_FORWARDS)))
     values = np.array([p.data for p in params])
     out = np.empty((n_out, len(X)))
     RowCall(kernel, [(values, j, 0) for j in range(len(params))] + [(X, j, nin) for j in range(nin)],
