@@ -44,7 +44,7 @@ def test_parameter_order_is_micrograd_order_and_weights_follow_random():
         [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
 
 
-def test_activation_name_in_micrographs_nonlin_position():
+def test_activation_name_in_micrograds_nonlin_position():
     """Seeds write Neuron(3, "tanh") and Layer(3, 4, "tanh"): the name is the activation (it built
     a ReLU neuron, and a TypeError for the layer); MLP's third argument is the hidden layers'."""
     assert repr(Neuron(3, "tanh", seed=0)) == "TanhNeuron(3)"
