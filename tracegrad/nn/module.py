@@ -81,10 +81,16 @@ class Module:
                 vars(module).update(attributes)
 
 
-def _structure(module):
+def structure(module):
     """What ``module`` computes apart from its parameters' values, as a hashable key: the types,
     sizes and settings of it and its sub-modules, and which parameter sits where (None if an
-    attribute is unhashable). Compiled code is cached by it, never stored on the model."""
+    attribute is unhashable). Compiled code is cached by it, never stored on the model.
+
+    >>> structure(MLP(2, [3, 1], seed=0)) == structure(MLP(2, [3, 1], seed=1))
+    True
+    >>> structure(MLP(2, [3, 1])) == structure(MLP(2, [3, 1], "tanh"))
+    False
+    """
     index = {id(p): i for i, p in enumerate(module.parameters())}
 
     def key(x):

@@ -18,7 +18,7 @@ from ..tracing import trace_flat
 from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
-from .module import _structure
+from .module import structure
 from ..backends import compile as compile_graph
 from ..vmap import RowCall
 
@@ -230,14 +230,14 @@ def predict(model, X):
     if X.shape[1] != nin:
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
-    structure = _structure(model)
-    kernel, n_out = _FORWARDS.get((structure, nin)) or (None, None)
+    key = structure(model)
+    kernel, n_out = _FORWARDS.get((key, nin)) or (None, None)
     if kernel is None:
         graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))[0]
         kernel, n_out = compile_graph(graph, "llvm"), len(graph.outputs)
-        if structure is not None:
+        if key is not None:
             with _lock:
-                _FORWARDS[structure, nin] = kernel, n_out
+                _FORWARDS[key, nin] = kernel, n_out
                 while len(_FORWARDS) > 64:
                     _FORWARDS.pop(next(iter(_FORWARDS)))
     values = np.array([p.data for p in params])
