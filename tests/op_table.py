@@ -12,6 +12,7 @@ INF, NAN = math.inf, math.nan
 EDGE = [0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.5, -3.7, 30.0, -30.0, 700.0, -750.0, 1e-300, 1e300, INF, -INF, NAN]
 _SOME = [0.0, -0.0, 1.0, -1.5, 2.0, 0.5, 3.0, INF, -INF, NAN]
 PAIRS = [(x, y) for x in _SOME for y in _SOME]
+SOFTPLUS_EDGE = EDGE + [-709.0, -709.79, -710.0, -800.0, -1e308, 20.0, 20.5, 36.0, 40.0]
 POSITIVE = [1e-300, 0.3, 1.0, 2.0, 7.5, 1e10, 1e300]  # where log/sqrt/pow are smooth
 TRIPLES = [(x, lo, hi) for x in (-2.0, 0.0, 0.5, 1.0, 3.0, NAN) for lo, hi in ((0.0, 1.0), (1.0, 0.0), (-1.0, -1.0))]
 CONDS = [(c, a, b) for c in (0.0, 1.0, -0.0, NAN, 2.0) for a, b in ((1.0, 2.0), (INF, NAN), (-0.0, 0.0))]
@@ -43,7 +44,11 @@ OPS = [
     ("cos", tg.cos, torch.cos, EDGE),
     ("tanh", tg.tanh, torch.tanh, EDGE),
     ("sigmoid", tg.sigmoid, torch.sigmoid, EDGE),
-    ("softplus", tg.softplus, lambda x: torch.logaddexp(x, torch.zeros_like(x)), EDGE),
+    # F.softplus returns x itself from its threshold (20) up: above it, logaddexp is the exact oracle;
+    # below -709.78 only F.softplus's double backward is right (0; logaddexp's gives nan)
+    ("softplus", tg.softplus, torch.nn.functional.softplus, [x for x in SOFTPLUS_EDGE if not x >= 20.0]),
+    ("softplus_large", tg.softplus, lambda x: torch.logaddexp(x, torch.zeros_like(x)),
+     [x for x in SOFTPLUS_EDGE if x >= 20.0]),
     ("relu", tg.relu, torch.relu, EDGE),
     ("sign", tg.sign, torch.sign, EDGE),
     ("abs", tg.abs, torch.abs, EDGE),

@@ -1,6 +1,7 @@
 """nn: shapes, reprs, parameter order, state, losses and optimizers against PyTorch,
 tracing a model, and eager training runs."""
 import json
+import math
 import random
 
 import numpy as np
@@ -41,6 +42,27 @@ def test_parameter_order_is_micrograd_order_and_weights_follow_random():
         [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
     assert [p.data for p in MLP(2, [3, 1], rng=random.Random(5)).parameters()] == \
         [p.data for p in MLP(2, [3, 1], seed=5).parameters()]
+
+
+def test_activation_name_in_micrograds_nonlin_position():
+    """Seeds write Neuron(3, "tanh") and Layer(3, 4, "tanh"): the name is the activation (it built
+    a ReLU neuron, and a TypeError for the layer); MLP's third argument is the hidden layers'."""
+    assert repr(Neuron(3, "tanh", seed=0)) == "TanhNeuron(3)"
+    assert repr(Layer(3, 2, "sigmoid", seed=0)) == "Layer of [SigmoidNeuron(3), SigmoidNeuron(3)]"
+    assert repr(Layer(3, 2, False, seed=0)) == "Layer of [LinearNeuron(3), LinearNeuron(3)]"
+    assert repr(MLP(2, [3, 1], "tanh", seed=0)) == repr(MLP(2, [(3, "tanh"), (1, "linear")], seed=0))
+    n, twin = Neuron(3, "tanh", seed=4), Neuron(3, activation="tanh", seed=4)
+    assert n([0.5, -1.0, 2.0]).data == twin([0.5, -1.0, 2.0]).data
+    assert n([0.5, -1.0, 2.0]).data == math.tanh(sum(w.data * x for w, x in zip(n.w, [0.5, -1.0, 2.0])))
+    for make in (lambda: Neuron(3, 1), lambda: Layer(3, 4, None), lambda: Neuron(3, [True])):
+        with pytest.raises(TypeError, match="activation="):
+            make()
+    with pytest.raises(TypeError, match="seed= and rng= are keyword"):
+        MLP(2, [3, 1], 0)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        Layer(3, 4, "swish")
+    with pytest.raises(ValueError, match="two activations"):
+        Neuron(3, "tanh", activation="relu")
 
 
 def test_bad_arguments_are_clear():
@@ -121,9 +143,96 @@ def test_bce_against_torch_probabilities_and_logits():
                  [-3.0, 0.0, 2.5, 40.0, -800.0], [0.0, 1.0, 0.3, 1.0, 1.0])
 
 
+SATURATED = [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (0.0, 0.0), (1.0, 0.3), (0.0, 0.7), (1.0 - 2.0 ** -53, 0.0),
+             (1.0 - 1e-13, 1.0), (1e-13, 1.0), (1e-300, 1.0), (5e-324, 0.4), (0.3, 0.3000001)]
+
+
+def test_bce_gradient_is_torchs_where_p_saturates():
+    """sigmoid(z) is exactly 1.0 for z > 36.7: the loss is finite and so is its gradient,
+    PyTorch's (p - t) / max(p (1 - p), 1e-12), eager, traced and compiled."""
+    preds, targets = [p for p, _ in SATURATED], [t for _, t in SATURATED]
+    tp = torch.tensor(preds, dtype=torch.float64, requires_grad=True)
+    tt = torch.tensor(targets, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(tp, tt).backward()
+    _torch_check(tg.nn.binary_cross_entropy, torch.nn.functional.binary_cross_entropy, preds, targets)
+    for backend in ("interp", "llvm"):
+        loss = tg.value_and_grad(tg.nn.binary_cross_entropy, argnums=(0, 1), backend=backend)
+        value, (gp, gt) = loss(preds, targets)
+        assert value == pytest.approx(torch.nn.functional.binary_cross_entropy(tp, tt).item(), rel=1e-13)
+        assert gp == pytest.approx(tp.grad.tolist(), rel=1e-12, abs=1e-300)
+        # in t, PyTorch's -logit(p) clamped at +-100 as the loss's logs are (PyTorch: +-inf, 690.8)
+        assert gt == pytest.approx(tt.grad.clamp(-100 / len(preds), 100 / len(preds)).tolist(), rel=1e-12)
+    targets_as_values = [Value(t) for t in targets]
+    tg.nn.binary_cross_entropy(preds, targets_as_values).backward()
+    assert [t.grad for t in targets_as_values] == pytest.approx(gt, rel=1e-15)
+
+
+@pytest.mark.parametrize("z", [40.0, -40.0, 800.0, -800.0, 30.0, -30.0])
+def test_sigmoid_then_bce_stays_finite_as_in_torch(z):
+    for t in (0.0, 1.0):
+        x = Value(z)
+        loss = tg.nn.binary_cross_entropy([x.sigmoid()], [t])
+        loss.backward()
+        tz = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+        tloss = torch.nn.functional.binary_cross_entropy(torch.sigmoid(tz), torch.tensor(t, dtype=torch.float64))
+        tloss.backward()
+        assert (loss.data, x.grad) == pytest.approx((tloss.item(), tz.grad.item()), rel=1e-12, abs=1e-300)
+        assert tg.grad(lambda z: tg.nn.binary_cross_entropy(tg.sigmoid(z), t))(z) == x.grad
+
+
+def logistic_regression_data():
+    """A seed's logistic regression: features up to +-20, so sigmoid saturates after a few steps."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-20.0, 20.0, size=(50, 2))
+    return X, (X[:, 0] - 0.5 * X[:, 1] > 1.0).astype(float)
+
+
+def torch_logistic_regression(X, y, start, epochs, lr):
+    w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    opt, losses = torch.optim.SGD([w], lr=lr), []
+    for _ in range(epochs):
+        p = torch.sigmoid(torch.tensor(X) @ w[:2] + w[2])
+        loss = torch.nn.functional.binary_cross_entropy(p, torch.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, w.tolist()
+
+
+def test_eager_logistic_regression_converges_as_torch():
+    X, y = logistic_regression_data()
+    model = MLP(2, [(1, "sigmoid")], seed=0)
+    start = [p.data for p in model.parameters()]
+    history = tg.nn.train(model, X, y, loss_fn=tg.nn.binary_cross_entropy, epochs=60, lr=0.5)
+    losses, weights = torch_logistic_regression(X, y, start, 60, 0.5)
+    assert history == pytest.approx(losses, rel=1e-12) and history[-1] < 0.03
+    assert [p.data for p in model.parameters()] == pytest.approx(weights, rel=1e-12)
+
+
 def test_bce_extremes_are_finite():
     assert tg.nn.binary_cross_entropy([0.0, 1.0], [1.0, 0.0]) == 100.0  # logs clamped at -100
     assert tg.nn.binary_cross_entropy([1000.0], [0.0], from_logits=True) == 1000.0
+
+
+def test_losses_of_arrays_are_the_mean_as_in_torch():
+    """What predict returns (a 1-D array) and array targets give the mean, as for lists."""
+    model = MLP(2, [(4, "tanh"), (1, "sigmoid")], seed=0)
+    X = np.array([[0.5, -1.0], [1.5, 2.0], [-0.3, 0.7]])
+    preds, y = model.predict(X), np.array([1.0, 0.0, 1.0])
+    tp, ty = torch.tensor(preds), torch.tensor(y)
+    F = torch.nn.functional
+    expected = {"mse_loss": F.mse_loss(tp, ty), "binary_cross_entropy": F.binary_cross_entropy(tp, ty),
+                "hinge_loss": torch.relu(1 - (2 * ty - 1) * tp).mean()}
+    for name, loss in expected.items():
+        targets = 2 * y - 1 if name == "hinge_loss" else y
+        fn = getattr(tg.nn, name)
+        for p, t in [(preds, targets), (preds, list(targets)), (list(preds), targets), (preds.tolist(), targets)]:
+            assert fn(p, t) == pytest.approx(loss.item(), rel=1e-14), (name, type(p), type(t))
+    with pytest.raises(ValueError, match="1-D"):
+        tg.nn.mse_loss(np.zeros((3, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="as many targets"):
+        tg.nn.mse_loss(np.zeros(3), np.zeros(2))
 
 
 def test_hinge_against_torch():

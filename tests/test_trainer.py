@@ -1,12 +1,17 @@
 """The compiled Trainer: it trains, it agrees with eager training, and it rejects bad input early."""
+import copy
 import math
+import pickle
 import runpy
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 
 import tracegrad as tg
+from tracegrad.backends.llvm_loops import FitLoop
+from test_nn import logistic_regression_data, torch_logistic_regression
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +82,86 @@ def test_minibatches_shuffle_reproducibly(moons):
     assert runs[0] == runs[1]
 
 
+def test_shuffled_epochs_are_one_permutation_each_drawn_in_turn(moons):
+    """Epoch e visits the samples in the e-th permutation of np.random.default_rng(seed), whether
+    the epochs run in one compiled call or in several (CHUNK bounds the order array)."""
+    X, y = moons
+    expected, twin = micrograd_demo_trainer(seed=7)
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # the same steps over data permuted by hand, one epoch at a time
+        perm = rng.permutation(len(X))
+        twin.fit(X[perm], y[perm], epochs=1, batch_size=32, progress=False)
+    for chunk in (tg.nn.trainer.CHUNK, 2 * (4 + 100)):  # one call; two epochs a call
+        model, trainer = micrograd_demo_trainer(seed=7)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(tg.nn.trainer, "CHUNK", chunk)
+            history = trainer.fit(X, y, epochs=5, batch_size=32, shuffle=True, seed=3, progress=False)
+        assert [p.data for p in model.parameters()] == [p.data for p in expected.parameters()]
+        assert history == twin.history and trainer.step == twin.step == 5 * 4
+
+
+def test_shuffled_fit_memory_does_not_grow_with_epochs():
+    """1,000 samples x 100,000 epochs built every permutation up front (1.6 GB); what is left is
+    the history itself, about 100 bytes an epoch."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    y = np.sign(X[:, 0])
+    trainer = tg.nn.Trainer(tg.nn.MLP(2, [1], seed=0), loss="hinge", optimizer=tg.nn.SGD(lr=0.01))
+    trainer.fit(X, y, epochs=1, shuffle=True, seed=0, progress=False)  # compile first
+    tracemalloc.start()
+    try:
+        trainer.fit(X, y, epochs=100_000, shuffle=True, seed=0, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 100_000  # the permutations alone were 800 bytes an epoch, twice over
+
+
+def interrupt_call(at, after):
+    """A FitLoop.__call__ that raises KeyboardInterrupt at its call number ``at``, before running
+    (Ctrl-C between calls) or after (Ctrl-C during a call is raised when the call returns)."""
+    run, calls = FitLoop.__call__, []
+
+    def call(loop, *args):
+        calls.append(1)
+        if len(calls) == at and not after:
+            raise KeyboardInterrupt
+        run(loop, *args)
+        if len(calls) == at:
+            raise KeyboardInterrupt
+    return call
+
+
+@pytest.mark.parametrize("progress, chunk, after, done", [
+    (True, None, True, 3), (True, None, False, 2), (False, 2 * 4, True, 6), (False, 2 * 4, False, 4)])
+def test_interrupted_fit_keeps_completed_steps_and_resumes(moons, monkeypatch, progress, chunk, after, done):
+    """After Ctrl-C the model holds the parameters of the last completed step, with the optimizer
+    state, step count and history that go with them; fit resumes to what one fit gives."""
+    X, y = moons
+
+    def trainer():
+        model = tg.nn.MLP(2, [(8, "tanh"), 1], seed=4)
+        return model, tg.nn.Trainer(model, loss="hinge", l2=1e-4,
+                                    optimizer=tg.nn.Adam(lr=lambda k: 0.05 / (1 + 0.1 * k)))
+    (partial, partial_trainer), (whole, whole_trainer) = trainer(), trainer()
+    partial_trainer.fit(X, y, epochs=done, batch_size=32, progress=False)
+    whole_trainer.fit(X, y, epochs=7, batch_size=32, progress=False)
+    model, interrupted = trainer()
+    if chunk:
+        monkeypatch.setattr(tg.nn.trainer, "CHUNK", chunk)
+    monkeypatch.setattr(FitLoop, "__call__", interrupt_call(3, after))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X, y, epochs=7, batch_size=32, progress=progress)
+    assert [p.data for p in model.parameters()] == [p.data for p in partial.parameters()]
+    assert interrupted.step == partial_trainer.step == done * 4
+    assert np.array_equal(interrupted.state, partial_trainer.state)
+    assert interrupted.history == partial_trainer.history
+    monkeypatch.undo()
+    interrupted.fit(X, y, epochs=7 - done, batch_size=32, progress=False)
+    assert [p.data for p in model.parameters()] == [p.data for p in whole.parameters()]
+    assert interrupted.history == whole_trainer.history and np.array_equal(interrupted.state, whole_trainer.state)
+
+
 def test_adam_matches_eager_adam():
     X = np.array([[0.5, -1.0], [1.5, 2.0], [-0.3, 0.7]])
     y = np.array([1.0, -0.5, 0.25])
@@ -120,6 +205,34 @@ def test_bce_losses_train(loss):
     model = tg.nn.MLP(2, [(4, "tanh"), (1, last)], seed=2)
     history = tg.nn.Trainer(model, loss=loss, optimizer=tg.nn.SGD(lr=0.5)).fit(X, y, epochs=50, progress=False)
     assert history["accuracy"][-1] >= 0.9 and history["loss"][-1] < history["loss"][0]
+
+
+def test_model_pickles_and_deep_copies_after_predict(moons):
+    """Compiled code is cached by the model's structure, not kept on the model (ctypes pointers
+    cannot be pickled); a copy predicts the same, and a changed model is not served stale code."""
+    X, y = moons
+    model, trainer = micrograd_demo_trainer(seed=2)
+    trainer.fit(X, y, epochs=3, progress=False)
+    expected = np.array([model(list(x)).data for x in X])
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-13)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert np.array_equal(twin.predict(X), model.predict(X))
+        assert [p.data for p in twin.parameters()] == [p.data for p in model.parameters()]
+    model.layers[0].neurons[0].activation = "tanh"
+    np.testing.assert_allclose(model.predict(X), [model(list(x)).data for x in X], rtol=1e-13)
+
+
+def test_bce_logistic_regression_on_saturating_features_matches_torch():
+    """Features up to +-20 saturate the sigmoid (p == 1.0) within a few steps: the Trainer stays
+    finite and follows PyTorch's steps (it went nan at the first saturated step)."""
+    X, y = logistic_regression_data()
+    model = tg.nn.MLP(2, [(1, "sigmoid")], seed=0)
+    start = [p.data for p in model.parameters()]
+    history = tg.nn.Trainer(model, loss="bce", optimizer=tg.nn.SGD(lr=0.5)).fit(X, y, epochs=60, progress=False)
+    losses, weights = torch_logistic_regression(X, y, start, 60, 0.5)
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-10)
+    np.testing.assert_allclose([p.data for p in model.parameters()], weights, rtol=1e-10)
+    assert history["loss"][-1] < 0.03 and history["accuracy"][-1] >= 0.98
 
 
 @pytest.mark.parametrize("X, y, message", [

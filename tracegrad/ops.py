@@ -240,7 +240,9 @@ SIGMOID = defop("sigmoid", 1, lambda x: 1.0 / (1.0 + _ieee.exp(-x)),  # never ov
                 lower=lambda x: div(1.0, 1.0 + exp(-x)))
 SOFTPLUS = defop("softplus", 1,  # log(1 + exp(x)), stable: as torch.logaddexp(x, 0)
                  lambda x: x if x != x else max(x, 0.0) + _ieee.log1p(_ieee.exp(-abs(x))),
-                 vjp=lambda g, out, x: (div(g, 1.0 + exp(-x)),),
+                 # softplus' = sigmoid = exp(-softplus(-x)): no derivative of this overflows (0 * inf),
+                 # so softplus'' = sigmoid(x) sigmoid(-x) is 0 below -709.78 and accurate above 20
+                 vjp=lambda g, out, x: (g * exp(-softplus(-x)),),
                  sympy=lambda sp, x: sp.log(1 + sp.exp(x)),
                  lower=lambda x: maximum(x, 0.0) + log1p(exp(-abs(x))))
 RELU = defop("relu", 1, lambda x: 0.0 if x < 0.0 else x,  # relu(-0.0) = -0.0, relu(nan) = nan

@@ -1,22 +1,44 @@
 """Losses: the mean over samples of a per-sample loss, on Values, floats or tracers.
 
+Predictions and targets are lists, tuples or 1-D numpy arrays (what ``predict``
+returns), or one prediction and its target.
+
 >>> mse_loss([1.0, 2.0], [0.0, 0.0])
 2.5
 >>> hinge_loss([2.0, -0.5], [1, 1])
 0.75
 """
+import numpy as np
+
 from .. import ops
+from ..custom import custom_vjp
+from ..value import Value
+
+_EPS = float(np.float32(1e-12))  # PyTorch's EPSILON in binary_cross_entropy's backward, a C++ float
+
+
+def _samples(x, name):
+    """A list, tuple or 1-D array as a list of samples; None for anything else."""
+    if isinstance(x, np.ndarray) and x.ndim:
+        if x.ndim > 1:
+            raise ValueError(f"{name} takes one prediction and one target per sample (1-D), got an array "
+                             f"of shape {x.shape}; for one output per sample pass a.ravel()")
+        return x.tolist()
+    return list(x) if isinstance(x, (list, tuple)) else None
 
 
 def _pairs(preds, targets, name):
-    if not isinstance(preds, (list, tuple)):
-        preds, targets = [preds], [targets]
-    if not isinstance(targets, (list, tuple)):
-        targets = list(targets)
-    if len(preds) != len(targets) or not preds:
+    ps = _samples(preds, name)
+    if ps is None:  # one prediction and its target
+        ps, ts = [preds], [targets]
+    else:
+        ts = _samples(targets, name)
+        if ts is None:
+            ts = list(targets) if hasattr(targets, "__iter__") else [targets]
+    if len(ps) != len(ts) or not ps:
         raise ValueError(f"{name} needs as many targets as predictions (at least one), "
-                         f"got {len(preds)} predictions and {len(targets)} targets")
-    return preds, targets
+                         f"got {len(ps)} predictions and {len(ts)} targets")
+    return ps, ts
 
 
 def _mean(losses):
@@ -26,8 +48,9 @@ def _mean(losses):
 def mse_loss(preds, targets):
     """Mean of ``(pred - target) ** 2``.
 
-    >>> mse_loss([1.0, 2.0], [0.0, 0.0])
-    2.5
+    >>> import numpy as np
+    >>> mse_loss([1.0, 2.0], [0.0, 0.0]), mse_loss(np.array([1.0, 2.0]), np.zeros(2))
+    (2.5, 2.5)
     """
     preds, targets = _pairs(preds, targets, "mse_loss")
     return _mean([(p - t) ** 2 for p, t in zip(preds, targets)])
@@ -43,22 +66,49 @@ def hinge_loss(scores, targets):
     return _mean([ops.relu(1.0 + -t * s) for s, t in zip(scores, targets)])
 
 
+@custom_vjp
+def _bce(p, t):
+    """One sample's loss, as ``torch.nn.functional.binary_cross_entropy`` computes it."""
+    return (t - 1.0) * ops.maximum(ops.log1p(-p), -100.0) - t * ops.maximum(ops.log(p), -100.0)
+
+
+@_bce.defvjp
+def _bce_rule(g, out, p, t):
+    # In p, PyTorch's backward: the chain rule through the clamped logs is 0/0 where p is 0 or 1
+    # (sigmoid(z) is 1.0 for z > 36.7); this is finite, at most 1 / EPS. In t, PyTorch's -logit(p),
+    # clamped as the logs are: the loss is linear in t with that slope, finite where p is 0 or 1.
+    return (g * ops.div(p - t, ops.maximum((1.0 - p) * p, _EPS)),
+            g * ops.clamp(-ops.log(ops.div(p, 1.0 - p)), -100.0, 100.0))
+
+
+def _bce_sample(p, t):
+    """``_bce`` for floats, tracers and Values: an eager Value differentiates a custom_vjp's
+    body, not its rule, so the rule's derivatives are attached with ``x - x.data`` terms."""
+    if not isinstance(ops.innermost((p, t)), Value):
+        return _bce(p, t)
+    data = [x.data if isinstance(x, Value) else ops.to_float(x) for x in (p, t)]
+    loss = _bce(*data)
+    for x, d, slope in zip((p, t), data, _bce_rule(1.0, loss, *data)):
+        if isinstance(x, Value):
+            loss = loss + (x - d) * slope  # value + 0.0, gradient slope
+    return loss
+
+
 def binary_cross_entropy(preds, targets, from_logits=False):
     """Mean of ``-(t log p + (1 - t) log(1 - p))``, targets in [0, 1].
 
     With ``from_logits=True`` the predictions are logits z and the loss is computed as
-    ``softplus(z) - t z``, which never overflows. With probabilities, each log is
-    clamped at -100 as PyTorch does, so p = 0 or 1 gives a finite loss.
+    ``softplus(z) - t z``, which never overflows. With probabilities, the loss and its
+    gradient are PyTorch's: each log is clamped at -100, and the gradient
+    ``(p - t) / max(p (1 - p), 1e-12)`` stays finite where p is 0 or 1.
 
     >>> round(binary_cross_entropy([0.0], [1.0], from_logits=True), 6)
     0.693147
+    >>> import tracegrad as tg
+    >>> tg.grad(lambda p: binary_cross_entropy([p], [1.0]))(1.0)   # sigmoid(40.0) is 1.0
+    0.0
     """
     preds, targets = _pairs(preds, targets, "binary_cross_entropy")
     if from_logits:
         return _mean([ops.softplus(z) - t * z for z, t in zip(preds, targets)])
-    losses = []
-    for p, t in zip(preds, targets):
-        log_p = ops.maximum(ops.log(p), -100.0)
-        log_q = ops.maximum(ops.log(1.0 - p), -100.0)
-        losses.append(-(t * log_p + (1.0 - t) * log_q))
-    return _mean(losses)
+    return _mean([_bce_sample(p, t) for p, t in zip(preds, targets)])

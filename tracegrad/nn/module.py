@@ -10,6 +10,8 @@ Trainer): ``model.apply(params, x)`` runs it with other parameter values.
 """
 import random
 
+import numpy as np
+
 from .. import ops
 from ..value import Value, gc_paused
 
@@ -79,6 +81,37 @@ class Module:
                 vars(module).update(attributes)
 
 
+def structure(module):
+    """What ``module`` computes apart from its parameters' values, as a hashable key: the types,
+    sizes and settings of it and its sub-modules, and which parameter sits where (None if an
+    attribute is unhashable). Compiled code is cached by it, never stored on the model.
+
+    >>> structure(MLP(2, [3, 1], seed=0)) == structure(MLP(2, [3, 1], seed=1))
+    True
+    >>> structure(MLP(2, [3, 1])) == structure(MLP(2, [3, 1], "tanh"))
+    False
+    """
+    index = {id(p): i for i, p in enumerate(module.parameters())}
+
+    def key(x):
+        if isinstance(x, Value):
+            return ("parameter", index[id(x)]) if id(x) in index else ("constant", x.data.hex())
+        if isinstance(x, Module):
+            return (type(x), tuple((name, key(v)) for name, v in vars(x).items()))
+        if isinstance(x, (list, tuple)):
+            return (type(x), tuple(map(key, x)))
+        if isinstance(x, dict):
+            return (dict, tuple((k, key(v)) for k, v in x.items()))
+        if type(x) is float:
+            return ("float", x.hex())  # -0.0 and 0.0 make different constants
+        hash(x)
+        return x
+    try:
+        return key(module)
+    except TypeError:
+        return None
+
+
 def _substitute(module, mapping, saved):
     """Replace the Values in ``module``'s attributes (and sub-modules') by ``mapping[id(value)]``."""
     saved.append((module, dict(vars(module))))
@@ -105,31 +138,51 @@ def _rng(seed, rng):
     return random if seed is None else random.Random(seed)
 
 
-def _activation(name):
+def _activation(name, default, who):
+    """``name`` if it is one of ``ACTIVATIONS``, ``default`` if it is None, else an error that says so."""
+    if name is None:
+        return default
+    if not isinstance(name, str):
+        raise TypeError(f"{who}: activation must be one of {', '.join(ACTIVATIONS)} (seed= and rng= are "
+                        f"keyword arguments), got {type(name).__name__} {name!r:.40}")
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
     return name
 
 
+def _neuron_activation(nonlin, activation, who):
+    """The activation from micrograd's ``nonlin`` flag (ReLU or linear), or a name given in its place."""
+    if isinstance(nonlin, str):  # Neuron(3, "tanh"): a name where micrograd has its flag
+        if activation is not None and activation != nonlin:
+            raise ValueError(f"{who} got two activations, {nonlin!r} and activation={activation!r}; give one")
+        return _activation(nonlin, None, who)
+    if not isinstance(nonlin, (bool, np.bool_)):
+        raise TypeError(f"{who}: nonlin is micrograd's flag (True: ReLU, False: linear), got "
+                        f"{type(nonlin).__name__} {nonlin!r:.40}; name an activation with activation='tanh'")
+    return _activation(activation, "relu" if nonlin else "linear", who)
+
+
 class Neuron(Module):
     """``activation(b + sum(w_i * x_i))``; weights uniform in [-1, 1], bias 0, as micrograd.
 
-    ``nonlin`` is micrograd's switch (ReLU or linear); ``activation`` names one of
-    ``relu``, ``tanh``, ``sigmoid``, ``linear``. Without ``seed`` / ``rng`` (a
-    ``random.Random``) the weights come from the ``random`` module, as in micrograd.
+    ``nonlin`` is micrograd's switch (ReLU or linear), or an activation's name in its
+    place; ``activation`` names one of ``relu``, ``tanh``, ``sigmoid``, ``linear``.
+    Without ``seed`` / ``rng`` (a ``random.Random``) the weights come from the
+    ``random`` module, as in micrograd.
 
     >>> n = Neuron(2, activation="tanh", seed=0)
-    >>> n, len(n.parameters())
-    (TanhNeuron(2), 3)
+    >>> n, len(n.parameters()), Neuron(2, "tanh"), Neuron(2, nonlin=False)
+    (TanhNeuron(2), 3, TanhNeuron(2), LinearNeuron(2))
     >>> -1.0 < n([1.0, 2.0]).data < 1.0
     True
     """
 
-    def __init__(self, nin, nonlin=True, activation=None, seed=None, rng=None):
+    def __init__(self, nin, nonlin=True, activation=None, *, seed=None, rng=None):
+        activation = _neuron_activation(nonlin, activation, "Neuron")
         rng = _rng(seed, rng)
         self.w = [Value(rng.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0.0)
-        self.activation = _activation(activation or ("relu" if nonlin else "linear"))
+        self.activation = activation
 
     @property
     def nonlin(self):
@@ -152,16 +205,19 @@ class Neuron(Module):
 class Layer(Module):
     """``nout`` neurons on the same inputs; one output is returned bare, as in micrograd.
 
+    ``nonlin`` and ``activation`` are the neurons' (see ``Neuron``).
+
     >>> layer = Layer(2, 3, seed=0)
-    >>> layer
-    Layer of [ReLUNeuron(2), ReLUNeuron(2), ReLUNeuron(2)]
+    >>> layer, Layer(3, 2, "tanh")
+    (Layer of [ReLUNeuron(2), ReLUNeuron(2), ReLUNeuron(2)], Layer of [TanhNeuron(3), TanhNeuron(3)])
     >>> len(layer([1.0, 2.0]))
     3
     """
 
-    def __init__(self, nin, nout, **kwargs):
-        rng = _rng(kwargs.pop("seed", None), kwargs.pop("rng", None))
-        self.neurons = [Neuron(nin, rng=rng, **kwargs) for _ in range(nout)]
+    def __init__(self, nin, nout, nonlin=True, activation=None, *, seed=None, rng=None):
+        activation = _neuron_activation(nonlin, activation, "Layer")
+        rng = _rng(seed, rng)
+        self.neurons = [Neuron(nin, activation=activation, rng=rng) for _ in range(nout)]
 
     def __call__(self, x):
         out = [n(x) for n in self.neurons]
@@ -178,13 +234,18 @@ class MLP(Module):
     """A multi-layer perceptron.
 
     ``MLP(nin, [16, 16, 1])``: ReLU hidden layers and a linear last layer (micrograd);
-    ``MLP(nin, [(4, "tanh"), (1, "sigmoid")])``: an activation per layer.
+    ``MLP(nin, [16, 16, 1], "tanh")``: another activation for the hidden layers (the last
+    stays linear, as in ``torchvision.ops.MLP``); ``MLP(nin, [(4, "tanh"), (1, "sigmoid")])``:
+    an activation per layer.
 
     >>> MLP(2, [(2, "tanh"), 1], seed=1)
     MLP of [Layer of [TanhNeuron(2), TanhNeuron(2)], Layer of [LinearNeuron(2)]]
+    >>> MLP(2, [2, 1], "tanh")
+    MLP of [Layer of [TanhNeuron(2), TanhNeuron(2)], Layer of [LinearNeuron(2)]]
     """
 
-    def __init__(self, nin, nouts, seed=None, rng=None):
+    def __init__(self, nin, nouts, activation=None, *, seed=None, rng=None):
+        hidden = _activation(activation, "relu", "MLP")
         if not isinstance(nin, int) or isinstance(nin, bool):
             raise TypeError(f"nin (the number of inputs) must be an int, got {type(nin).__name__} {nin!r:.40}")
         if nin < 1:
@@ -198,7 +259,7 @@ class MLP(Module):
             if not isinstance(size, int) or isinstance(size, bool) or size < 1:
                 raise ValueError(f"layer sizes must be positive ints or (size, activation), got {spec!r}")
             sizes.append(size)
-            kinds.append(kind or ("linear" if i == len(nouts) - 1 else "relu"))
+            kinds.append(kind or ("linear" if i == len(nouts) - 1 else hidden))
         sz = [nin] + sizes
         self.nin = nin
         self.layers = [Layer(sz[i], sz[i + 1], activation=kinds[i], rng=rng) for i in range(len(sizes))]

@@ -10,14 +10,19 @@ accumulation, L2, the optimizer's update and the learning-rate schedule) as comp
 >>> len(history["loss"]), history["loss"][-1] < history["loss"][0]
 (20, True)
 """
+import threading
+
 import numpy as np
 
 from ..tracing import trace_flat
 from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
+from .module import structure
 from ..backends import compile as compile_graph
 from ..vmap import RowCall
+
+CHUNK = 1 << 16  # entries of the order and learning-rate arrays of one compiled call, at most
 
 # name -> (per-sample loss of (score, target), per-sample "correct" flag or None for regression)
 LOSSES = {
@@ -163,32 +168,34 @@ class Trainer:
         if self.state is None:
             init = np.array([self.optimizer.init_state(p) for p in params], dtype=float).reshape(loop.padded, -1)
             self.state = np.ascontiguousarray(init.T)
-        if shuffle:
-            rng = np.random.default_rng(seed)
-            order = np.concatenate([rng.permutation(n) for _ in range(epochs)] or [np.arange(0)])
-        else:
-            order = np.arange(n)
         per_epoch = -(-n // batch)
-        lr = self._learning_rates(self.step, epochs * per_epoch)
-        hist = np.zeros((max(epochs, 1), 3))
-        # one call for the whole fit, or one per epoch to update the progress bar
-        chunk = 1 if progress else max(epochs, 1)
+        # epochs per compiled call: one for the progress bar, else as many as keep the order and
+        # learning-rate arrays under CHUNK entries (memory does not grow with the epochs)
+        chunk = 1 if progress else max(1, min(epochs, CHUNK // (per_epoch + (n if shuffle else 0))))
+        rng, order = np.random.default_rng(seed) if shuffle else None, np.arange(n)
+        hist = np.full((max(epochs, 1), 3), -1.0)  # a call fills its epochs' rows; -1: not run
         bar = _progress(epochs, progress)
-        for e in range(0, epochs, chunk):
-            k = min(chunk, epochs - e)
-            loop(params, self.state, data, order[e * n:] if shuffle else order, n if shuffle else 0, batch, k,
-                 lr[e * per_epoch:], self.step, hist[e:])
-            self.step += k * per_epoch
-            if progress:
-                for loss, accuracy in zip(*self._epochs(hist[e:e + k], n)):
-                    bar.update(loss, accuracy)
-        bar.close()
-        loss, accuracy = self._epochs(hist[:epochs], n)
-        history = {"loss": loss, "accuracy": accuracy}
-        for p, v in zip(self.params, params[:P].tolist()):
-            p.data = v
-        for key in history:
-            self.history[key].extend(history[key])
+        try:
+            for e in range(0, epochs, chunk):
+                k = min(chunk, epochs - e)
+                if shuffle:  # one permutation per epoch, drawn in turn from one generator per fit
+                    order = np.concatenate([rng.permutation(n) for _ in range(k)])
+                first = self.step + e * per_epoch
+                loop(params, self.state, data, order, n if shuffle else 0, batch, k,
+                     self._learning_rates(first, k * per_epoch), first, hist[e:])
+                if progress:
+                    for loss, accuracy in zip(*self._epochs(hist[e:e + k], n)):
+                        bar.update(loss, accuracy)
+        finally:  # on an interrupt too: params and self.state hold the epochs whose call returned
+            bar.close()
+            done = int(np.count_nonzero(hist[:epochs, 1] >= 0.0))  # the correct counts are >= 0
+            self.step += done * per_epoch
+            for p, v in zip(self.params, params[:P].tolist()):
+                p.data = v
+            loss, accuracy = self._epochs(hist[:done], n)
+            history = {"loss": loss, "accuracy": accuracy}
+            for key in history:
+                self.history[key].extend(history[key])
         return history
 
     def _epochs(self, hist, n):
@@ -205,6 +212,12 @@ class Trainer:
         return np.fromiter(map(lr, range(first, first + steps)), float, steps) if steps else np.zeros(1)
 
 
+# (model structure, features) -> (compiled forward, outputs), oldest first: not on the model, which
+# then pickles and deep-copies; models of the same structure share one entry
+_FORWARDS = {}
+_lock = threading.Lock()
+
+
 def predict(model, X):
     """The model's outputs for each row of ``X``, by a compiled batched forward (numpy array).
 
@@ -217,11 +230,16 @@ def predict(model, X):
     if X.shape[1] != nin:
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
-    cache = model.__dict__.setdefault("_predict_graphs", {})
-    if nin not in cache:
-        graph, tree, _ = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))
-        cache[nin] = (compile_graph(graph, "llvm"), len(graph.outputs))
-    kernel, n_out = cache[nin]
+    key = structure(model)
+    kernel, n_out = _FORWARDS.get((key, nin)) or (None, None)
+    if kernel is None:
+        graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))[0]
+        kernel, n_out = compile_graph(graph, "llvm"), len(graph.outputs)
+        if key is not None:
+            with _lock:
+                _FORWARDS[key, nin] = kernel, n_out
+                while len(_FORWARDS) > 64:
+                    _FORWARDS.pop(next(iter(_FORWARDS)))
     values = np.array([p.data for p in params])
     out = np.empty((n_out, len(X)))
     RowCall(kernel, [(values, j, 0) for j in range(len(params))] + [(X, j, nin) for j in range(nin)],
