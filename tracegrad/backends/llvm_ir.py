@@ -182,24 +182,35 @@ class Function:
         self.emit(f"br label {target}" if cond is None else f"br {cond}, label {target}, label {otherwise}")
 
     @contextlib.contextmanager
-    def loop(self, stop, start=0, step=1, name="i"):
-        """``for i in range(start, stop, step)`` (``i64``): the body is what the ``with`` block emits."""
+    def loop(self, stop, start=0, step=1, name="i", carry=None):
+        """``for i in range(start, stop, step)`` (``i64``): the body is what the ``with`` block emits.
+
+        Yields the index; with ``carry`` (a list of initial values), yields ``(index,
+        values)``: the body sets ``values[:]`` to what the next iteration starts from,
+        and after the loop ``values`` holds what it ended with.
+        """
         head = self.fresh(name)
         cond, body, done = (self.fresh(f"{head[1:]}.{part}") for part in ("cond", "body", "exit"))
-        before = self.block
+        before, initial = self.block, list(carry or ())
         self.branch(cond)
         self.label(cond)
-        phi = len(self.lines)
-        self.lines.append(None)  # the phi, once the block that loops back is known
+        phis = len(self.lines)
         index = Value(head, "i64")
+        values = [Value(self.fresh(f"{head[1:]}.c"), v.type) for v in initial]
+        self.lines.extend([None] * (1 + len(values)))  # the phis, once the block that loops back is known
         more = self.icmp("slt", index, _i64(stop))
         self.branch(body, more, done)
         self.label(body)
-        yield index
+        state = list(values)
+        yield index if carry is None else (index, state)
         step_value = self.binop("add", index, _i64(step))
-        self.lines[phi] = f"  {head} = phi i64 [ {_i64(start).ref}, {before} ], [ {step_value.ref}, {self.block} ]"
+        incoming = [(index, _i64(start), step_value)] + list(zip(values, initial, state))
+        for k, (phi, first, again) in enumerate(incoming):
+            self.lines[phis + k] = f"  {phi.ref} = phi {phi.type} [ {first.ref}, {before} ], [ {again.ref}, {self.block} ]"
         self.branch(cond)
         self.label(done)
+        if carry is not None:
+            state[:] = values
 
     @contextlib.contextmanager
     def when(self, cond):

@@ -8,7 +8,7 @@ values (about 70 for the moons MLP's 337 gradients), not the products, for up to
 the products over those groups (``_sums``). This keeps the kernel's registers for its
 own values and the accumulators out of memory: memory traffic, not arithmetic, was the
 limit. Parameters are read (broadcast) at each use in the kernel rather than kept and
-spilled (``_reload``). The driver function written here loops over epochs, minibatches
+spilled (the kernel loads one at each use). The driver function written here loops over epochs, minibatches
 and chunks of groups, sums each parameter's lanes with a shuffle tree, ``W`` parameters
 at a time, and runs the optimizer's update graph inline. One ctypes call runs a whole
 ``fit``; no Python runs between steps.
@@ -19,9 +19,7 @@ at a time, and runs the optimizer's update graph inline. One ctypes call runs a 
 >>> "define void @fit(" in text and "call void @sample(" in text
 True
 """
-import contextlib
 import ctypes
-import re
 import threading
 
 import numpy as np
@@ -29,6 +27,8 @@ import numpy as np
 from ..transforms.lower import lower
 from . import llvm
 from .host import host
+from .llvm_emit import Nodes
+from .llvm_ir import Module, Value, const, integer, vector
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _loaded = {}                   # what a module was built from -> (engine, entry point), oldest first
@@ -36,53 +36,15 @@ _lock = threading.Lock()
 GROUPS = 16                # sample groups whose factors are kept before summing their products
 
 
-class _Emitter:
-    """Lines of one LLVM function, with counted loops that track the current block."""
-
-    def __init__(self):
-        self.lines, self.block = [], "entry"
-
-    def __call__(self, *lines):
-        self.lines.extend("  " + line for line in lines)
-
-    def label(self, name):
-        self.lines.append(f"{name}:")
-        self.block = name
-
-    @contextlib.contextmanager
-    def loop(self, name, stop, step=1, start="0"):
-        """``for %name in range(start, stop, step)``: the body is what the ``with`` block emits."""
-        before = self.block
-        self(f"br label %{name}.cond")
-        self.label(f"{name}.cond")
-        phi = len(self.lines)
-        self.lines.append(None)
-        self(f"%{name}.done = icmp sge i64 %{name}, {stop}",
-             f"br i1 %{name}.done, label %{name}.exit, label %{name}.body")
-        self.label(f"{name}.body")
-        yield f"%{name}"
-        self(f"%{name}.next = add i64 %{name}, {step}", f"br label %{name}.cond")
-        self.lines[phi] = f"  %{name} = phi i64 [ {start}, %{before} ], [ %{name}.next, %{self.block} ]"
-        self.label(f"{name}.exit")
+def _splat(fn, scalar, width):
+    return scalar if width == 1 else fn.splat(scalar, width)
 
 
-def _vector_helpers(e, width):
-    """``slot(buffer, index)``, ``splat(name, scalar)`` and friends over ``<width x double>``."""
-    vt = f"<{width} x double>"
-
-    def slot(name, buffer, index):
-        e(f"%{name} = getelementptr {vt}, ptr {buffer}, i64 {index}")
-        return f"%{name}"
-
-    def splat(name, scalar):
-        e(f"%{name}.i = insertelement {vt} poison, double {scalar}, i64 0",
-          f"%{name} = shufflevector {vt} %{name}.i, {vt} poison, <{width} x i32> zeroinitializer")
-        return f"%{name}"
-
-    def reduce(name, vector):
-        e(f"%{name} = call double @llvm.vector.reduce.fadd.v{width}f64(double -0.0, {vt} {vector})")
-        return f"%{name}"
-    return vt, slot, splat, reduce
+def _reduce(fn, value, width):
+    """The sum of the lanes of ``value``, in lane order."""
+    if width == 1:
+        return value
+    return fn.call(f"llvm.vector.reduce.fadd.v{width}f64", "double", [const(-0.0), value])
 
 
 def factors(graph):
@@ -107,116 +69,70 @@ def factors(graph):
     return [(a, b) if b is None or counts[a] >= counts[b] else (b, a) for a, b in pairs]
 
 
-def sample_kernel(graph, n_params, width, stored):
-    """``void @sample(ptr %p, ptr %x, ptr %out)``: one group of samples' factors.
+def sample_kernel(module, graph, n_params, width, stored):
+    """Define ``void @sample(ptr %p, ptr %x, ptr %out)``: one group of samples' factors.
 
-    ``%p`` holds the ``n_params`` parameters as plain doubles (broadcast to every lane),
-    ``%x`` one ``<width x double>`` per remaining graph input (lane j = sample j); the
-    values of the nodes ``stored`` go to ``%out`` in that order.
+    ``%p`` holds the ``n_params`` parameters as plain doubles, ``%x`` one
+    ``<width x double>`` per remaining graph input (lane j = sample j); the values of
+    the nodes ``stored`` go to ``%out`` in that order, each right where it is computed,
+    so it need not stay in a register. A parameter is loaded and broadcast at each use:
+    one held from the forward to the backward pass would be spilled to the stack as a
+    whole vector and read back.
     """
-    t = llvm._types(width)["t"]
+    t = vector(width)
+    fn = module.function("sample", "void", [("ptr", "p"), ("ptr", "x"), ("ptr", "out")], internal=True,
+                         attrs="nounwind noinline")
+    params, data, out = fn.params
 
-    def load(i):
-        index = graph.nodes[i][2]
-        if index >= n_params:
-            return [f"%x{i} = getelementptr {t}, ptr %x, i64 {index - n_params}", f"%v{i} = load {t}, ptr %x{i}"]
-        return [f"%x{i} = getelementptr double, ptr %p, i64 {index}"]  # read at each use: see _reload
+    def parameter(i):
+        return _splat(fn, fn.load("double", fn.gep("double", params, graph.nodes[i][2])), width)
+    nodes = Nodes(fn, graph, width, parameter, keep_loads=False)
+    for i in graph.inputs:
+        if graph.nodes[i][2] >= n_params:
+            nodes.env[i] = fn.load(t, fn.gep(t, data, graph.nodes[i][2] - n_params), name=f"v{i}")
+    slots = {}
+    for k, node in enumerate(stored):
+        slots.setdefault(node, []).append(k)
 
-    body, names = llvm.kernel_body(graph, width, load)
-    defined = {line.split(" = ", 1)[0]: n for n, line in enumerate(body) if " = " in line}
-    after, tail = {}, []  # each value is stored right where it is defined: it need not stay in a register
-    for k, o in enumerate(stored):
-        value = names.get(o) or llvm._operand(graph, o, width, load, names, tail)
-        lines = [f"%a{k} = getelementptr {t}, ptr %out, i64 {k}",
-                 f"store {t} {value}, ptr %a{k}"]
-        after.setdefault(defined.get(value), []).extend(lines)
-    tail += after.pop(None, [])
-    body = [x for n, line in enumerate(body) for x in [line, *after.get(n, ())]] + tail
-    return "\n".join(["define internal void @sample(ptr noalias %p, ptr noalias %x, ptr noalias %out) #1 {",
-                      *["  " + line for line in _reload(body, width)], "  ret void", "}"])
-
-
-_VALUE = re.compile(r"%v(\d+)\b")
-
-
-def _reload(body, width):
-    """Each use of a parameter (pointer ``%x{i}`` with no ``%v{i}``) gets its own load and broadcast.
-
-    A broadcast parameter held from the forward to the backward pass would be spilled
-    to the stack as a whole vector and read back; a broadcast from the parameter array
-    costs one load instead, and leaves the registers to values that must be kept.
-    """
-    params = {m.group(1) for line in body if (m := re.match(r"%x(\d+) = getelementptr double, ptr %p,", line))}
-    lines, count = [], 0
-
-    def fresh(m):
-        nonlocal count
-        if m.group(1) not in params:
-            return m.group(0)
-        count += 1
-        r = f"%r{count}"
-        if width == 1:
-            lines.append(f"{r} = load double, ptr %x{m.group(1)}")
-        else:
-            t = f"<{width} x double>"
-            lines.extend([f"{r}.s = load double, ptr %x{m.group(1)}",
-                          f"{r}.i = insertelement {t} poison, double {r}.s, i64 0",
-                          f"{r} = shufflevector {t} {r}.i, {t} poison, <{width} x i32> zeroinitializer"])
-        return r
-    for line in body:
-        lhs, eq, rhs = line.rpartition(" = ") if " = " in line else ("", "", line)
-        lines.append(lhs + eq + _VALUE.sub(fresh, rhs))
-    return lines
+    def store(i, value):
+        for k in slots.pop(i, ()):
+            fn.store(value, fn.gep(t, out, k))
+    nodes.emit(defined=store)
+    for i in list(slots):  # factors that are inputs or constants
+        store(i, nodes[i])
+    fn.ret()
 
 
-def _lane_sums(e, vectors, width):
+def _lane_sums(fn, vectors, width):
     """A vector whose lane j is the sum of the lanes of ``vectors[j]``: a tree of shuffles and adds.
 
     Each round pairs the vectors; a vector holding ``blocks`` partial sums of ``size``
     lanes each gives the first halves of its blocks to one shuffle and the second halves
     to the other, and their sum holds twice the blocks at half the size, in order.
     """
-    t, names, blocks = f"<{width} x double>", list(vectors), 1
-    while len(names) > 1:
+    blocks = 1
+    while len(vectors) > 1:
         size = width // blocks
         halves = [[i for k in range(blocks) for i in range(k * size + h * size // 2, k * size + (h + 1) * size // 2)]
                   for h in (0, 1)]
-        masks = ["<" + ", ".join(f"i32 {i}" for i in half + [width + i for i in half]) + ">" for half in halves]
-        paired = []
-        for x, y in zip(names[::2], names[1::2]):
-            r = f"%ls{len(e.lines)}"
-            e(f"{r}.lo = shufflevector {t} {x}, {t} {y}, <{width} x i32> {masks[0]}",
-              f"{r}.hi = shufflevector {t} {x}, {t} {y}, <{width} x i32> {masks[1]}", f"{r} = fadd {t} {r}.lo, {r}.hi")
-            paired.append(r)
-        names, blocks = paired, blocks * 2
-    return names[0]
+        masks = [half + [width + i for i in half] for half in halves]
+        vectors = [fn.binop("fadd", fn.shuffle(x, y, masks[0]), fn.shuffle(x, y, masks[1]))
+                   for x, y in zip(vectors[::2], vectors[1::2])]
+        blocks *= 2
+    return vectors[0]
 
 
-def _update(e, graph, inputs, outputs, width):
-    """The optimizer's update graph inline: its inputs are the vectors named ``inputs``,
-    its outputs are stored at the pointers ``outputs``. Returns the lines."""
-    t, vt = llvm._types(width)["t"], f"<{width} x double>"
+def _sums(fn, pairs, slot_of, count, first, acc, buf, width):
+    """Add ``sum over groups g < count of a[g] * b[g]`` (or ``a[g]``) to ``acc[k]`` for each output k.
 
-    def load(i):  # a <1 x double> is a double to the update's code
-        return [f"%v{i} = bitcast {vt} {inputs[graph.nodes[i][2]]} to {t}"]
-    body, names = llvm.kernel_body(graph, width, load)
-    for k, o in enumerate(graph.outputs):
-        body.append(f"store {t} {names.get(o) or llvm._operand(graph, o, width, load, names, body)}, ptr {outputs[k]}, "
-                    "align 8")
-    e(*body)
-    return body
+    Where ``first`` (an ``i1``) is set, ``acc[k]`` is taken as zero instead.
 
-
-def _sums(e, pairs, slot_of, count, first, vt, width=8):
-    """Add ``sum over groups g < count of a[g] * b[g]`` (or ``a[g]``) to ``%acc[k]`` for each output k.
-
-    Where ``first`` (an ``i1``) is set, ``%acc[k]`` is taken as zero instead.
-
-    ``%buf`` holds ``len(slot_of)`` vectors per group. Outputs that share ``a`` form
+    ``buf`` holds ``len(slot_of)`` vectors per group. Outputs that share ``a`` form
     chunks of ``width``; two chunks with the same ``b`` factors are summed in one loop
     over the groups, accumulators in registers (the order of the additions is the
     order of the groups, as one sample at a time).
     """
+    t = vector(width)
     order = sorted(range(len(pairs)), key=lambda k: (pairs[k][1] is None, slot_of[pairs[k][0]], k))
     chunks, current = [], []
     for k in order:
@@ -230,40 +146,39 @@ def _sums(e, pairs, slot_of, count, first, vt, width=8):
     for chunk in chunks:
         shared.setdefault(pairs[chunk[0]][1] is not None and tuple(pairs[k][1] for k in chunk), []).append(chunk)
     chunks = [sum(same[i:i + 2], []) for same in shared.values() for i in range(0, len(same), 2)]
-    stride = len(slot_of)
-    for c, chunk in enumerate(chunks):
-        before = e.block
-        for k in chunk:  # the batch's first chunk starts from zero
-            e(f"%s{c}.{k}.p = getelementptr {vt}, ptr %acc, i64 {k}", f"%s{c}.{k}.l = load {vt}, ptr %s{c}.{k}.p",
-              f"%s{c}.{k}.0 = select i1 {first}, {vt} zeroinitializer, {vt} %s{c}.{k}.l")
-        e(f"br label %s{c}")
-        e.label(f"s{c}")
-        e(f"%s{c}.g = phi i64 [ 0, %{before} ], [ %s{c}.gn, %s{c} ]")
-        for k in chunk:
-            e(f"%s{c}.{k} = phi {vt} [ %s{c}.{k}.0, %{before} ], [ %s{c}.{k}.n, %s{c} ]")
-        e(f"%s{c}.row = mul i64 %s{c}.g, {stride}")
-        loaded = {}
+    zero = const(0.0, width)
+    for chunk in chunks:
+        pointers = [fn.gep(t, acc, k) for k in chunk]
+        start = [fn.select(first, zero, fn.load(t, p)) for p in pointers]  # the batch's first chunk starts from zero
+        with fn.loop(count, name="s", carry=start) as (g, sums):
+            row = fn.binop("mul", g, integer(len(slot_of)))
+            loaded = {}
 
-        def value(node):
-            if node not in loaded:
-                name = f"%s{c}.f{len(loaded)}"
-                e(f"{name}.i = add i64 %s{c}.row, {slot_of[node]}",
-                  f"{name}.p = getelementptr {vt}, ptr %buf, i64 {name}.i",
-                  f"{name} = load {vt}, ptr {name}.p")
-                loaded[node] = name
-            return loaded[node]
-        for k in chunk:
-            a, b = pairs[k]
-            term = value(a)
-            if b is not None:
-                e(f"%s{c}.{k}.m = fmul {vt} {term}, {value(b)}")
-                term = f"%s{c}.{k}.m"
-            e(f"%s{c}.{k}.n = fadd {vt} %s{c}.{k}, {term}")
-        e(f"%s{c}.gn = add i64 %s{c}.g, 1", f"%s{c}.more = icmp slt i64 %s{c}.gn, {count}",
-          f"br i1 %s{c}.more, label %s{c}, label %s{c}.done")
-        e.label(f"s{c}.done")
-        for k in chunk:
-            e(f"store {vt} %s{c}.{k}.n, ptr %s{c}.{k}.p")
+            def value(node):
+                if node not in loaded:
+                    loaded[node] = fn.load(t, fn.gep(t, buf, fn.binop("add", row, integer(slot_of[node]))))
+                return loaded[node]
+            new = []
+            for k, total in zip(chunk, sums):
+                a, b = pairs[k]
+                term = value(a) if b is None else fn.binop("fmul", value(a), value(b))
+                new.append(fn.binop("fadd", total, term))
+            sums[:] = new
+        for p, total in zip(pointers, sums):
+            fn.store(total, p)
+
+
+def _update(fn, graph, inputs, outputs):
+    """The optimizer's update graph inline: its inputs are the values ``inputs``, its outputs are
+    stored at the pointers ``outputs``."""
+    nodes = Nodes(fn, graph, _width(inputs[0].type), lambda i: inputs[graph.nodes[i][2]])
+    nodes.emit()
+    for k, o in enumerate(graph.outputs):
+        fn.store(nodes[o], outputs[k], align=8)
+
+
+def _width(type):
+    return 1 if type == "double" else int(type[1:].split(" x ", 1)[0])
 
 
 def fit_source(sample, update, n_params, width=None):
@@ -276,114 +191,89 @@ def fit_source(sample, update, n_params, width=None):
     width = llvm.lanes() if width is None else width
     P, C = n_params, len(sample.inputs) - n_params
     S = len(update.inputs) - 4
-    NO = len(sample.outputs)
-    if NO != 2 + P or len(update.outputs) != 1 + S:
+    if len(sample.outputs) != 2 + P or len(update.outputs) != 1 + S:
         raise ValueError("fit_source: the sample graph must output loss, flag and one gradient per parameter")
     padded = -(-P // width) * width
-    lowered = lower(sample, llvm.CORE)
+    lowered = lower(sample)
     pairs = factors(lowered)
     stored = list(dict.fromkeys(x for pair in pairs for x in pair if x is not None))
     slot_of = {node: j for j, node in enumerate(stored)}
     span = GROUPS * width  # samples whose factors are stored before they are summed
-    kernels = [sample_kernel(lowered, P, width, stored)]
-    update = lower(update, llvm.CORE)
-    e = _Emitter()
-    vt, slot, splat, reduce = _vector_helpers(e, width)
-    e(f"%kin = alloca [{C} x {vt}]", f"%acc = alloca [{2 + padded} x {vt}]",
-      f"%buf = alloca [{GROUPS * len(stored)} x {vt}]",
-      f"%sq = alloca {vt}", "%k = alloca i64", "store i64 0, ptr %k")
-    with e.loop("z", 2 + padded, 1, 2 + P) as i:  # the padding parameters get a zero gradient
-        e(f"store {vt} zeroinitializer, ptr {slot('z.q', '%acc', i)}")
-    lane_ids = "<" + ", ".join(f"i64 {j}" for j in range(width)) + ">"
-    with e.loop("ep", "%epochs") as ep:
-        e(f"%ep.off = mul i64 {ep}, %ostride", f"%ep.h = mul i64 {ep}, 3",
-          "%ord = getelementptr i64, ptr %order, i64 %ep.off", "%h = getelementptr double, ptr %hist, i64 %ep.h",
-          "%h1 = getelementptr double, ptr %h, i64 1", "%h2 = getelementptr double, ptr %h, i64 2",
-          "store double 0.0, ptr %h", "store double 0.0, ptr %h1", "store double 0.0, ptr %h2")
-        e(f"store {vt} zeroinitializer, ptr %sq")
-        with e.loop("pp", padded, width) as i:  # sum of squared parameters at the epoch's start (the L2 term)
-            e(f"%pp.p = getelementptr double, ptr %params, i64 {i}", f"%pp.x = load {vt}, ptr %pp.p, align 8",
-              f"%pp.xx = fmul {vt} %pp.x, %pp.x", f"%pp.s = load {vt}, ptr %sq",
-              f"%pp.t = fadd {vt} %pp.s, %pp.xx", f"store {vt} %pp.t, ptr %sq")
-        e(f"%sq.v = load {vt}, ptr %sq")
-        e(f"store double {reduce('sq.r', '%sq.v')}, ptr %h2")
-        with e.loop("b", "%n", "%batch") as start:
-            e(f"%b.rest = sub i64 %n, {start}", "%b.short = icmp slt i64 %b.rest, %batch",
-              "%m = select i1 %b.short, i64 %b.rest, i64 %batch", "%mlast = sub i64 %m, 1",
-              "%mf = sitofp i64 %m to double")
-            with e.loop("ch", "%m", span) as h:
-                e(f"%ch.rest = sub i64 %m, {h}", f"%ch.short = icmp slt i64 %ch.rest, {span}",
-                  f"%ch.n = select i1 %ch.short, i64 %ch.rest, i64 {span}", f"%ch.stop = add i64 {h}, %ch.n",
-                  f"%ch.w = add i64 %ch.n, {width - 1}", f"%ch.groups = udiv i64 %ch.w, {width}")
-                with e.loop("grp", "%ch.stop", width, h) as g:
+    t = vector(width)
+    module = Module(f"Generated by tracegrad: a training run over {P} parameters in {width} lanes; do not edit.")
+    sample_kernel(module, lowered, P, width, stored)
+    fn = module.function("fit", "void", [("ptr", "params"), ("ptr", "state"), ("ptr", "data"), ("ptr", "order"),
+                                         ("i64", "ostride"), ("i64", "n"), ("i64", "batch"), ("i64", "epochs"),
+                                         ("ptr", "lr"), ("i64", "step0"), ("ptr", "hist")])
+    params, state, data, order, ostride, n, batch, epochs, lr, step0, hist = fn.params
+    columns = [fn.binop("mul", n, integer(c)) for c in range(C)]  # column offsets in data
+    kin, acc = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{2 + padded} x {t}]", "acc")
+    buf, step = fn.alloca(f"[{GROUPS * len(stored)} x {t}]", "buf"), fn.alloca("i64", "k")
+    fn.store(integer(0), step)
+    zero = const(0.0, width)
+    for i in range(2 + P, 2 + padded):  # the padding parameters get a zero gradient
+        fn.store(zero, fn.gep(t, acc, i))
+    with fn.loop(epochs, name="ep") as ep:
+        visit = fn.gep("i64", order, fn.binop("mul", ep, ostride), name="ord")
+        h = [fn.gep("double", fn.gep("double", hist, fn.binop("mul", ep, integer(3))), j) for j in range(3)]
+        for pointer in h:
+            fn.store(const(0.0), pointer)
+        with fn.loop(padded, step=width, name="pp", carry=[zero]) as (i, squares):  # the L2 term at the epoch's start
+            x = fn.load(t, fn.gep("double", params, i), align=8)
+            squares[:] = [fn.binop("fadd", squares[0], fn.binop("fmul", x, x))]
+        fn.store(_reduce(fn, squares[0], width), h[2])
+        with fn.loop(n, step=batch, name="b") as start:
+            rest = fn.binop("sub", n, start)
+            m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
+            last = fn.binop("sub", m, integer(1))
+            with fn.loop(m, step=span, name="ch") as h0:
+                left = fn.binop("sub", m, h0)
+                count = fn.select(fn.icmp("slt", left, integer(span)), left, integer(span))
+                groups = fn.binop("udiv", fn.binop("add", count, integer(width - 1)), integer(width))
+                with fn.loop(fn.binop("add", h0, count), start=h0, step=width, name="grp") as g:
+                    rows = []
                     for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
-                        e(f"%ix{j} = add i64 {g}, {j}", f"%in{j} = icmp slt i64 %ix{j}, %m",
-                          f"%cl{j} = select i1 %in{j}, i64 %ix{j}, i64 %mlast", f"%pos{j} = add i64 {start}, %cl{j}",
-                          f"%op{j} = getelementptr i64, ptr %ord, i64 %pos{j}", f"%idx{j} = load i64, ptr %op{j}")
+                        ix = fn.binop("add", g, integer(j))
+                        clamped = fn.select(fn.icmp("slt", ix, m), ix, last)
+                        rows.append(fn.load("i64", fn.gep("i64", visit, fn.binop("add", start, clamped))))
                     for c in range(C):
-                        previous = "poison"
-                        for j in range(width):
-                            e(f"%a{c}.{j} = add i64 %idx{j}, %coff{c}", f"%d{c}.{j}.p = getelementptr double, ptr %data, i64 %a{c}.{j}",
-                              f"%d{c}.{j} = load double, ptr %d{c}.{j}.p",
-                              f"%col{c}.{j} = insertelement {vt} {previous}, double %d{c}.{j}, i64 {j}")
-                            previous = f"%col{c}.{j}"
-                        e(f"store {vt} {previous}, ptr {slot(f'col{c}.q', '%kin', c)}")
-                    e(f"%out.g = sub i64 {g}, {h}", f"%out.i = udiv i64 %out.g, {width}",
-                      f"%out.j = mul i64 %out.i, {len(stored)}", f"%out = getelementptr {vt}, ptr %buf, i64 %out.j",
-                      "call void @sample(ptr %params, ptr %kin, ptr %out)")
+                        column = Value("poison", t)
+                        for j, row in enumerate(rows):
+                            x = fn.load("double", fn.gep("double", data, fn.binop("add", row, columns[c])))
+                            column = x if width == 1 else fn.insert(column, x, j)
+                        fn.store(column, fn.gep(t, kin, c))
+                    offset = fn.binop("mul", fn.binop("udiv", fn.binop("sub", g, h0), integer(width)),
+                                      integer(len(stored)))
+                    fn.call("sample", "void", [params, kin, fn.gep(t, buf, offset)], declare=False)
                 if width > 1:  # a partial last group: its lanes past the batch's end hold zeros
-                    e(f"%pz.rem = urem i64 %ch.n, {width}", "%pz.need = icmp ne i64 %pz.rem, 0",
-                      "br i1 %pz.need, label %pz, label %pz.done")
-                    e.label("pz")
-                    e(f"%pz.m = insertelement <{width} x i64> poison, i64 %pz.rem, i64 0",
-                      f"%pz.ms = shufflevector <{width} x i64> %pz.m, <{width} x i64> poison, <{width} x i32> zeroinitializer",
-                      f"%mask = icmp slt <{width} x i64> {lane_ids}, %pz.ms",
-                      "%pz.g = sub i64 %ch.groups, 1", f"%pz.row = mul i64 %pz.g, {len(stored)}")
-                    for f in range(len(stored)):
-                        e(f"%pz{f}.i = add i64 %pz.row, {f}", f"%pz{f}.p = getelementptr {vt}, ptr %buf, i64 %pz{f}.i",
-                          f"%pz{f}.x = load {vt}, ptr %pz{f}.p",
-                          f"%pz{f}.y = select <{width} x i1> %mask, {vt} %pz{f}.x, {vt} zeroinitializer",
-                          f"store {vt} %pz{f}.y, ptr %pz{f}.p")
-                    e("br label %pz.done")
-                    e.label("pz.done")
-                e(f"%ch.first = icmp eq i64 {h}, 0")
-                _sums(e, pairs, slot_of, "%ch.groups", "%ch.first", vt)
-            for k, target in ((0, "%h"), (1, "%h1")):  # loss and correct sums of the epoch
-                e(f"%t{k}.v = load {vt}, ptr {slot(f't{k}.p', '%acc', k)}")
-                e(f"%t{k}.o = load double, ptr {target}", f"%t{k}.n = fadd double %t{k}.o, {reduce(f't{k}.r', f'%t{k}.v')}",
-                  f"store double %t{k}.n, ptr {target}")
-            splat("mv", "%mf")
-            e("%kk = load i64, ptr %k", "%lr.p = getelementptr double, ptr %lr, i64 %kk",
-              "%lr.x = load double, ptr %lr.p", "%t.i = add i64 %kk, %step0", "%t.j = add i64 %t.i, 1",
-              "%t.x = sitofp i64 %t.j to double")
-            splat("lr.v", "%lr.x")
-            splat("t.v", "%t.x")
-            with e.loop("u", padded, width) as q:  # the mean gradient of W parameters, then their update
-                e(f"%u.k = add i64 {q}, 2")
-                for j in range(width):
-                    e(f"%u.a{j} = add i64 %u.k, {j}")
-                    e(f"%u.s{j} = load {vt}, ptr {slot(f'u.p{j}', '%acc', f'%u.a{j}')}")
-                e(f"%u.g = fdiv {vt} {_lane_sums(e, [f'%u.s{j}' for j in range(width)], width)}, %mv")
-                pointers = [("%params", 0)] + [("%state", s * padded) for s in range(S)]
-                for a, (base, offset) in enumerate(pointers):
-                    e(f"%u{a}.o = add i64 {q}, {offset}", f"%u{a}.p = getelementptr double, ptr {base}, i64 %u{a}.o",
-                      f"%u{a}.x = load {vt}, ptr %u{a}.p, align 8")
-                inline = _update(e, update, ["%u0.x", "%u.g", *[f"%u{a + 1}.x" for a in range(S)], "%lr.v", "%t.v"],
-                        [f"%u{a}.p" for a in range(S + 1)], width)
-            e("%kn = add i64 %kk, 1", "store i64 %kn, ptr %k")
-    e("ret void")
-    body = [f"  %coff{c} = mul i64 %n, {c}" for c in range(C)] + e.lines  # column offsets in %data
-    text = "\n\n".join(kernels)
-    calls = "\n".join([text, *inline])  # what calls libm
-    return "\n".join([
-        f"; Generated by tracegrad: a training run over {P} parameters in {width} lanes; do not edit.",
-        text, "",
-        "define void @fit(ptr noalias %params, ptr noalias %state, ptr noalias %data, ptr noalias %order, "
-        "i64 %ostride, i64 %n, i64 %batch, i64 %epochs, ptr noalias %lr, i64 %step0, ptr noalias %hist) #0 {",
-        "entry:", *body, "}", "",
-        *llvm.declarations(calls),
-        f"declare double @llvm.vector.reduce.fadd.v{width}f64(double, <{width} x double>)",
-        "attributes #0 = { nounwind }", "attributes #1 = { nounwind noinline }", ""])
+                    partial = fn.binop("urem", count, integer(width))
+                    with fn.when(fn.icmp("ne", partial, integer(0))):
+                        lane_ids = Value("<" + ", ".join(f"i64 {j}" for j in range(width)) + ">", vector(width, "i64"))
+                        mask = fn.icmp("slt", lane_ids, fn.splat(partial, width))
+                        row = fn.binop("mul", fn.binop("sub", groups, integer(1)), integer(len(stored)))
+                        for f in range(len(stored)):
+                            p = fn.gep(t, buf, fn.binop("add", row, integer(f)))
+                            fn.store(fn.select(mask, fn.load(t, p), zero), p)
+                _sums(fn, pairs, slot_of, groups, fn.icmp("eq", h0, integer(0)), acc, buf, width)
+            for k in (0, 1):  # loss and correct sums of the epoch
+                total = _reduce(fn, fn.load(t, fn.gep(t, acc, k)), width)
+                fn.store(fn.binop("fadd", fn.load("double", h[k]), total), h[k])
+            size = _splat(fn, fn.cast("sitofp", m, "double"), width)
+            k = fn.load("i64", step)
+            rate = _splat(fn, fn.load("double", fn.gep("double", lr, k)), width)
+            t_step = fn.cast("sitofp", fn.binop("add", fn.binop("add", k, step0), integer(1)), "double")
+            t_step = _splat(fn, t_step, width)
+            with fn.loop(padded, step=width, name="u") as q:  # the mean gradient of W parameters, then their update
+                first = fn.binop("add", q, integer(2))
+                sums = [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j)))) for j in range(width)]
+                gradient = fn.binop("fdiv", _lane_sums(fn, sums, width), size)
+                pointers = [fn.gep("double", params, q)] + [
+                    fn.gep("double", state, fn.binop("add", q, integer(s * padded))) for s in range(S)]
+                values = [fn.load(t, p, align=8) for p in pointers]
+                _update(fn, lower(update), [values[0], gradient, *values[1:], rate, t_step], pointers)
+            fn.store(fn.binop("add", k, integer(1)), step)
+    fn.ret()
+    return module.text()
 
 
 class FitLoop:
@@ -433,102 +323,37 @@ def map_source(graph, kinds, width):
     Input j is read at ``ins[j][r * istr[j]]``: ``kinds[j]`` is ``1`` (contiguous: one
     vector load), ``0`` (broadcast: a splat) or ``None`` (any stride: lane by lane).
     Output j is written contiguously at ``outs[j][r]``. ``stop - start`` must be a
-    multiple of ``width``.
+    multiple of ``width``. The kernel calls glibc's vectorised math where the target
+    may run it.
     """
-    e = _Emitter()
-    vt, slot, splat, _ = _vector_helpers(e, width)
-    n_in, n_out = len(graph.inputs), len(graph.outputs)
-    e(f"%kin = alloca [{max(n_in, 1)} x {vt}]", f"%kout = alloca [{max(n_out, 1)} x {vt}]")
-    for j in range(n_in):
-        e(f"%ip{j} = getelementptr ptr, ptr %ins, i64 {j}", f"%in{j} = load ptr, ptr %ip{j}",
-          f"%sp{j} = getelementptr i64, ptr %istr, i64 {j}", f"%st{j} = load i64, ptr %sp{j}")
-    for m in range(n_out):
-        e(f"%op{m} = getelementptr ptr, ptr %outs, i64 {m}", f"%out{m} = load ptr, ptr %op{m}")
-    with e.loop("r", "%stop", width, "%start") as r:
+    t, n_in, n_out = vector(width), len(graph.inputs), len(graph.outputs)
+    module = Module(f"Generated by tracegrad: a row map in {width} lanes; do not edit.")
+    llvm.kernel_function(module, lower(graph), "lane", width, attrs="nounwind noinline", vector_math=True)
+    fn = module.function("map", "void", [("ptr", "ins"), ("ptr", "istr"), ("ptr", "outs"), ("i64", "start"),
+                                         ("i64", "stop")])
+    ins, istr, outs, start, stop = fn.params
+    kin, kout = fn.alloca(f"[{max(n_in, 1)} x {t}]", "kin"), fn.alloca(f"[{max(n_out, 1)} x {t}]", "kout")
+    columns = [fn.load("ptr", fn.gep("ptr", ins, j)) for j in range(n_in)]
+    strides = [fn.load("i64", fn.gep("i64", istr, j)) for j in range(n_in)]
+    results = [fn.load("ptr", fn.gep("ptr", outs, m)) for m in range(n_out)]
+    with fn.loop(stop, start, step=width, name="r") as r:
         for j, kind in enumerate(kinds):
             if kind == 1:
-                e(f"%x{j}.p = getelementptr double, ptr %in{j}, i64 {r}", f"%x{j} = load {vt}, ptr %x{j}.p, align 8")
+                x = fn.load(t, fn.gep("double", columns[j], r), align=8)
             elif kind == 0:
-                e(f"%x{j}.s = load double, ptr %in{j}")
-                splat(f"x{j}", f"%x{j}.s")
+                x = _splat(fn, fn.load("double", columns[j]), width)
             else:
-                previous = "poison"
+                x = Value("poison", t)
                 for lane in range(width):
-                    e(f"%x{j}.r{lane} = add i64 {r}, {lane}", f"%x{j}.o{lane} = mul i64 %x{j}.r{lane}, %st{j}",
-                      f"%x{j}.p{lane} = getelementptr double, ptr %in{j}, i64 %x{j}.o{lane}",
-                      f"%x{j}.s{lane} = load double, ptr %x{j}.p{lane}",
-                      f"%x{j}.v{lane} = insertelement {vt} {previous}, double %x{j}.s{lane}, i64 {lane}")
-                    previous = f"%x{j}.v{lane}"
-                e(f"%x{j} = bitcast {vt} {previous} to {vt}")
-            e(f"store {vt} %x{j}, ptr {slot(f'x{j}.q', '%kin', j)}")
-        e("call void @lane(ptr %kin, ptr %kout, ptr null)")
+                    row = fn.binop("mul", fn.binop("add", r, integer(lane)), strides[j])
+                    element = fn.load("double", fn.gep("double", columns[j], row))
+                    x = element if width == 1 else fn.insert(x, element, lane)
+            fn.store(x, fn.gep(t, kin, j))
+        fn.call("lane", "void", [kin, kout, Value("null", "ptr")], declare=False)
         for m in range(n_out):
-            e(f"%y{m} = load {vt}, ptr {slot(f'y{m}.q', '%kout', m)}")
-            e(f"%y{m}.p = getelementptr double, ptr %out{m}, i64 {r}", f"store {vt} %y{m}, ptr %y{m}.p, align 8")
-    e("ret void")
-    kernel, vector_math = _vector_math(llvm.function_text(lower(graph, llvm.CORE), "lane", width, internal=True,
-                                                          attrs="#1"), width)
-    return "\n".join([f"; Generated by tracegrad: a row map in {width} lanes; do not edit.", kernel, "",
-                      "define void @map(ptr noalias %ins, ptr noalias %istr, ptr noalias %outs, i64 %start, "
-                      "i64 %stop) #0 {", "entry:", *e.lines, "}", "",
-                      *[d for d in llvm.declarations(kernel) if "@_ZGV" not in d], *vector_math,
-                      "attributes #0 = { nounwind }", "attributes #1 = { nounwind noinline }", ""])
-
-
-_MATH = {"exp": "llvm.exp", "log": "llvm.log", "sin": "llvm.sin", "cos": "llvm.cos", "pow": "llvm.pow",
-         "tanh": "tanh", "log1p": "log1p"}
-
-
-def _libmvec():
-    try:
-        return ctypes.CDLL("libmvec.so.1")
-    except OSError:
-        return None
-
-
-def _vector_math(text, width):
-    """Calls to glibc's vectorised libm (libmvec, within 4 ulp) in place of lane-by-lane libm calls.
-
-    The variant is the one the target may run (``host().vector_variant``): a value wider
-    than it is computed a part at a time. Returns the new text and the declarations
-    (and part-wise wrappers) it needs; unchanged where libmvec or a variant is missing.
-    """
-    lib, variant, declares = _libmvec(), host().vector_variant(width), []
-    if lib is None or variant is None:
-        return text, declares
-    letter, doubles = variant
-    for base, callee in _MATH.items():
-        arity = 2 if base == "pow" else 1
-        symbol = f"_ZGV{letter}N{doubles}{'v' * arity}_{base}"
-        old = f"@{callee}.v{width}f64(" if callee.startswith("llvm.") else f"@{callee}.v{width}("
-        if old not in text or not hasattr(lib, symbol):
-            continue
-        llvm.llvm.add_symbol(symbol, ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value)
-        part = f"<{doubles} x double>"
-        declares.append(f"declare {part} @{symbol}({', '.join([part] * arity)})")
-        if doubles == width:
-            text = text.replace(old, f"@{symbol}(")
-        else:
-            text = text.replace(old, f"@{symbol}.x{width}(")
-            declares.append(_in_parts(symbol, arity, doubles, width))
-    return text, declares
-
-
-def _in_parts(symbol, arity, doubles, width):
-    """``<width x double> @{symbol}.x{width}(...)``: ``@symbol`` on each ``doubles``-lane part."""
-    vt, part = f"<{width} x double>", f"<{doubles} x double>"
-    lines = [f"define internal {vt} @{symbol}.x{width}({', '.join(f'{vt} %a{k}' for k in range(arity))}) #0 {{"]
-    result = "poison"
-    for p in range(width // doubles):
-        mask = "<" + ", ".join(f"i32 {p * doubles + j}" for j in range(doubles)) + ">"
-        for k in range(arity):
-            lines.append(f"  %a{k}.{p} = shufflevector {vt} %a{k}, {vt} poison, <{doubles} x i32> {mask}")
-        lines.append(f"  %r{p} = call {part} @{symbol}({', '.join(f'{part} %a{k}.{p}' for k in range(arity))})")
-        for j in range(doubles):
-            lines += [f"  %e{p}.{j} = extractelement {part} %r{p}, i64 {j}",
-                      f"  %v{p}.{j} = insertelement {vt} {result}, double %e{p}.{j}, i64 {p * doubles + j}"]
-            result = f"%v{p}.{j}"
-    return "\n".join(lines + [f"  ret {vt} {result}", "}"])
+            fn.store(fn.load(t, fn.gep(t, kout, m)), fn.gep("double", results[m], r), align=8)
+    fn.ret()
+    return module.text()
 
 
 class RowMap:

@@ -12,12 +12,14 @@ maximum), so the walk repeats until only kept ops remain. A constant parameter
   v3 = where v2 0.0 x
   in (v3) }
 """
-from ..ops import TABLE
+from ..ops import TABLE, native
 from ..tracing import new_builder
 
 
-def lower(graph, keep):
-    """A graph computing the same values as ``graph`` with only the ops in ``keep``."""
+def lower(graph, keep=None):
+    """A graph computing the same values as ``graph`` with only the ops in ``keep`` (default: the native ones)."""
+    if keep is None:
+        keep = {name for name, op in TABLE.items() if native(op)}
     while True:
         missing = {op for op, _, _ in graph.nodes if op not in ("input", "const") and op not in keep}
         if not missing:

@@ -1,0 +1,191 @@
+"""The node loop every LLVM kernel shares: each node's instruction, from its op's row.
+
+An op's row says how compiled code computes it (``infix``, ``prefix``, ``compare``,
+``select``, a C ``symbol`` of doubles or a user's ``address``); ops with none of these
+are lowered first (``transforms.lower``). A symbol that LLVM knows as an intrinsic is
+called as one (``llvm.sin.f64``); others are libm calls. In ``width`` SIMD lanes, a
+call becomes glibc's vectorised variant where ``vector_math`` allows it and the
+target may run one (``host().vector_variant``), else one call per lane.
+
+>>> import tracegrad as tg
+>>> from tracegrad.backends.llvm_ir import Module
+>>> m = Module("example")
+>>> f = m.function("k", "void", [("double", "x")])
+>>> nodes = Nodes(f, tg.trace(lambda x: tg.sin(x) * 2.0, 0.0), load=lambda i: f.params[0])
+>>> nodes.emit()
+>>> print("\\n".join(f.lines[1:]))
+  %v1 = call double @llvm.sin.f64(double %x)
+  %v3 = fmul double %v1, 0x4000000000000000
+"""
+import ctypes
+import ctypes.util
+import functools
+
+import llvmlite.binding as llvm
+
+from ..ops import TABLE
+from .host import host
+from .llvm_ir import Value, const, vector
+
+_INFIX = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}
+_COMPARE = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}  # une: nan is unequal
+_INTRINSICS = frozenset({"fabs", "sqrt", "exp", "exp2", "log", "log2", "log10", "sin", "cos", "pow",
+                         "floor", "ceil", "trunc", "copysign"})  # libm functions LLVM has intrinsics for
+
+
+class Nodes:
+    """The values of a graph's nodes inside one function ``fn``, computed on demand.
+
+    ``nodes[i]`` is node ``i``'s ``Value``: a constant is a literal, a node missing from
+    ``env`` comes from ``load(i)`` (kept for later uses only if ``keep_loads``).
+    ``emit(order)`` computes the nodes ``order`` (default: all, in node order).
+    """
+
+    def __init__(self, fn, graph, width=1, load=None, keep_loads=True, vector_math=False):
+        self.fn, self.graph, self.width, self.load = fn, graph, width, load
+        self.keep_loads, self.vector_math, self.env = keep_loads, vector_math, {}
+
+    def __getitem__(self, i):
+        value = self.env.get(i)
+        if value is None:
+            op, _, param = self.graph.nodes[i]
+            if op == "const":
+                value = self.env[i] = const(param, self.width)
+            else:
+                value = self.load(i)
+                if self.keep_loads:
+                    self.env[i] = value
+        return value
+
+    def emit(self, order=None, defined=None):
+        """Compute the nodes ``order``; ``defined(i, value)`` is called as each is computed."""
+        nodes = self.graph.nodes
+        for i in range(len(nodes)) if order is None else order:
+            op, args, _ = nodes[i]
+            if op == "input" or op == "const":
+                continue
+            value = self.env[i] = apply(self.fn, TABLE[op], [self[a] for a in args], f"v{i}", self.vector_math)
+            if defined is not None:
+                defined(i, value)
+
+
+def apply(fn, op, args, name, vector_math=False):
+    """The instructions computing ``op`` of ``args`` in ``fn``; the result is named ``name``."""
+    if op.infix:
+        return fn.binop(_INFIX[op.infix], *args, name=name)
+    if op.prefix:
+        return fn.fneg(args[0], name=name)
+    width = _width(args[0].type)
+    if op.compare:
+        holds = fn.fcmp(_COMPARE[op.compare], *args, name=name + ".c")
+        return fn.select(holds, const(1.0, width), const(0.0, width), name=name)
+    if op.select:
+        chosen = fn.fcmp("une", args[0], const(0.0, width), name=name + ".c")  # nan counts as true
+        return fn.select(chosen, args[1], args[2], name=name)
+    return fn.call(_callee(fn.module, op, width, vector_math), args[0].type, args, name=name, declare=False)
+
+
+def _width(type):
+    return 1 if type == "double" else int(type[1:].split(" x ", 1)[0])
+
+
+def _callee(module, op, width, vector_math):
+    """The function to call for a symbol op at ``width``, declared (or defined) in ``module``."""
+    symbol, arity = op.symbol or _user_symbol(op), op.arity
+    if op.symbol is not None and symbol not in _INTRINSICS:
+        _resolve(symbol)
+    if vector_math and width > 1:
+        variant = _vector_variant(symbol, arity, width)
+        if variant is not None:
+            return variant(module)
+    if symbol in _INTRINSICS:
+        name = f"llvm.{symbol}.{'f64' if width == 1 else f'v{width}f64'}"
+    elif width == 1:
+        name = symbol
+    else:
+        name = f"{symbol}.v{width}"
+        if name not in module.functions:
+            _in_parts(module, name, symbol, arity, 1, width)
+        return name
+    module.declare(name, vector(width), [vector(width)] * arity)
+    return name
+
+
+def _user_symbol(op):
+    """A user's C function by address, under a name that holds no user string."""
+    name = f"tg_{op.ident}"
+    llvm.add_symbol(name, op.address)
+    return name
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve(symbol):
+    """Make libm's ``symbol`` callable from JIT-compiled code."""
+    llvm.add_symbol(symbol, ctypes.cast(getattr(_libm(), symbol), ctypes.c_void_p).value)
+
+
+def register():
+    """Make every C function an op's row names resolvable (before loading cached code that calls them)."""
+    for op in list(TABLE.values()):
+        if op.address is not None:
+            _user_symbol(op)
+        elif op.symbol is not None and op.symbol not in _INTRINSICS:
+            _resolve(op.symbol)
+
+
+@functools.lru_cache(maxsize=None)
+def _libm():
+    return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+
+
+@functools.lru_cache(maxsize=None)
+def _libmvec():
+    try:
+        return ctypes.CDLL("libmvec.so.1")
+    except OSError:
+        return None
+
+
+def _vector_variant(symbol, arity, width):
+    """A maker of the call of glibc's vectorised ``symbol`` (within 4 ulp) at ``width``, or None.
+
+    The variant is one the target may run: a value wider than it is computed a part
+    at a time.
+    """
+    lib, variant = _libmvec(), host().vector_variant(width)
+    if lib is None or variant is None:
+        return None
+    letter, doubles = variant
+    mangled = f"_ZGV{letter}N{doubles}{'v' * arity}_{symbol}"
+    if not hasattr(lib, mangled):
+        return None
+
+    def make(module):
+        llvm.add_symbol(mangled, ctypes.cast(getattr(lib, mangled), ctypes.c_void_p).value)
+        module.declare(mangled, vector(doubles), [vector(doubles)] * arity)
+        if doubles == width:
+            return mangled
+        name = f"{mangled}.x{width}"
+        if name not in module.functions:
+            _in_parts(module, name, mangled, arity, doubles, width)
+        return name
+    return make
+
+
+def _in_parts(module, name, callee, arity, doubles, width):
+    """Define ``<width x double> @name(...)``: ``@callee`` on each ``doubles``-lane part, joined."""
+    fn = module.function(name, vector(width), [(vector(width), f"a{k}") for k in range(arity)], internal=True)
+    if doubles == 1:
+        module.declare(callee, "double", ["double"] * arity)
+    result = Value("poison", vector(width))
+    for p in range(width // doubles):
+        lanes = range(p * doubles, (p + 1) * doubles)
+        if doubles == 1:
+            part = fn.call(callee, "double", [fn.extract(a, p) for a in fn.params], declare=False)
+            result = fn.insert(result, part, p)
+            continue
+        part = fn.call(callee, vector(doubles), [fn.shuffle(a, Value("poison", a.type), list(lanes))
+                                                for a in fn.params], declare=False)
+        for j, lane in enumerate(lanes):
+            result = fn.insert(result, fn.extract(part, j), lane)
+    fn.ret(result)
