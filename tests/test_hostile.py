@@ -231,7 +231,7 @@ def _fresh(tmp_path, offset):
     """A graph no other test compiles, and no kernel of it in memory."""
     graph = tg.trace(lambda x: tg.sin(x) * x + offset, 1.0)
     for backend in backends.NAMES:
-        backends._cache.pop((graph.fingerprint, backend), None)
+        backends._cache.pop((graph.fingerprint, backend, None), None)
     return graph
 
 
@@ -266,10 +266,10 @@ def test_tampered_llvm_object_is_rebuilt(tmp_path):
                          original.replace(b"tracegrad-cache-1", b"tracegrad-cache-2")):
             with open(path, "wb") as f:
                 f.write(tampered)
-            backends._cache.pop((graph.fingerprint, "llvm"), None)
+            backends._cache.pop((graph.fingerprint, "llvm", None), None)
             kernel = backends.compile(graph, "llvm", tmp_path)
             assert not kernel.cached and kernel(1.0) == pytest.approx(evaluate(graph, [1.0]))
-        backends._cache.pop((graph.fingerprint, "llvm"), None)
+        backends._cache.pop((graph.fingerprint, "llvm", None), None)
         assert backends.compile(graph, "llvm", tmp_path).cached  # the rebuilt entry is good
 
 
@@ -289,11 +289,11 @@ def test_tampered_numba_cache_is_deleted_not_unpickled(tmp_path, monkeypatch):
         for name in files:  # unpickling either file would run _Evil
             with open(os.path.join(folder, name), "wb") as f:
                 f.write(pickle.dumps(_Evil()))
-        backends._cache.pop((graph.fingerprint, "numba"), None)
+        backends._cache.pop((graph.fingerprint, "numba", None), None)
         kernel = backends.compile(graph, "numba", tmp_path)
         assert MARKER not in os.environ
         assert kernel(1.0)[0] == pytest.approx(evaluate(graph, [1.0])[0])
-        backends._cache.pop((graph.fingerprint, "numba"), None)
+        backends._cache.pop((graph.fingerprint, "numba", None), None)
         assert backends.compile(graph, "numba", tmp_path).stats.cache_hits  # the rebuilt files are trusted again
 
 

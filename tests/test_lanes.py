@@ -5,7 +5,7 @@ import pytest
 import tracegrad as tg
 from tracegrad.backends import llvm
 from tracegrad.backends.host import describe
-from tracegrad.backends.llvm_loops import FitLoop
+from tracegrad.backends.llvm_loops import BatchLoop
 
 WIDTHS = (1, 2, 4, 8)
 
@@ -115,8 +115,8 @@ def test_width_follows_the_host_cpu(features, width):
 
 def test_fit_loop_checks_its_buffers():
     sample = tg.trace(lambda p, x, t: [(p * x - t) ** 2, 0.0, 2 * (p * x - t) * x], 1.0, 1.0, 1.0)
-    update = tg.trace(lambda p, g, lr, t: [p - lr * g], 0.0, 0.0, 0.0, 0.0)
-    loop = FitLoop(sample, update, 1, width=2)
+    update = tg.trace(lambda p, g, lr, t, m: [p - lr * g / m], 0.0, 0.0, 0.0, 0.0, 0.0)
+    loop = BatchLoop(sample, update, 1, tg.trace(lambda p: [p * p], 0.0), width=2)
     params, state, data = np.array([0.0, 0.0]), np.zeros((0, 2)), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]])
     order, lr, hist = np.arange(3), np.full(50, 0.05), np.zeros((50, 3))
     loop(params, state, data, order, 0, 3, 50, lr, 0, hist)

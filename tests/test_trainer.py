@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
-from tracegrad.backends.llvm_loops import FitLoop
+from tracegrad.backends.llvm_loops import BatchLoop
 from test_nn import logistic_regression_data, torch_logistic_regression
 
 
@@ -118,9 +118,9 @@ def test_shuffled_fit_memory_does_not_grow_with_epochs():
 
 
 def interrupt_call(at, after):
-    """A FitLoop.__call__ that raises KeyboardInterrupt at its call number ``at``, before running
+    """A BatchLoop.__call__ that raises KeyboardInterrupt at its call number ``at``, before running
     (Ctrl-C between calls) or after (Ctrl-C during a call is raised when the call returns)."""
-    run, calls = FitLoop.__call__, []
+    run, calls = BatchLoop.__call__, []
 
     def call(loop, *args):
         calls.append(1)
@@ -149,7 +149,7 @@ def test_interrupted_fit_keeps_completed_steps_and_resumes(moons, monkeypatch, p
     model, interrupted = trainer()
     if chunk:
         monkeypatch.setattr(tg.nn.trainer, "CHUNK", chunk)
-    monkeypatch.setattr(FitLoop, "__call__", interrupt_call(3, after))
+    monkeypatch.setattr(BatchLoop, "__call__", interrupt_call(3, after))
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(X, y, epochs=7, batch_size=32, progress=progress)
     assert [p.data for p in model.parameters()] == [p.data for p in partial.parameters()]

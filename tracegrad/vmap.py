@@ -107,7 +107,6 @@ def vmap(fn, in_axes=0):
             raise TypeError("vmap cannot run inside a traced function; call it on arrays outside tg.grad/tg.jit")
         if not graph.outputs:  # nothing to compute: the structure, with no leaves
             return _unflatten_columns(out_tree, iter(()), n)
-        kernel = backends.compile(graph, "llvm", function.cache_dir)
         inputs = []
         for a, axis in leaves:
             cols = np.ascontiguousarray(a.reshape(n, -1) if axis == 0 else a.reshape(1, -1))
@@ -115,16 +114,24 @@ def vmap(fn, in_axes=0):
         if len(inputs) != len(graph.inputs):
             raise ValueError(f"vmap: the rows give {len(inputs)} floats, the function takes {len(graph.inputs)}")
         out = np.empty((max(len(graph.outputs), 1), n))
-        outputs = [(out, n * j, 1) for j in range(len(graph.outputs))]
-        width = backends.llvm_lanes()
-        lanes = n - n % width if n >= LANE_ROWS else 0
-        if lanes:  # whole groups of rows in SIMD lanes, the rest one by one
-            from .backends.llvm_loops import RowMap
-            kinds = [1 if stride == 1 else 0 if stride == 0 else None for _, _, stride in inputs]
-            RowCall(RowMap(graph, kinds, width), inputs, outputs)(lanes)
-        RowCall(kernel, inputs, outputs)(n, lanes)
+        run_rows(graph, inputs, [(out, n * j, 1) for j in range(len(graph.outputs))], n, function.cache_dir)
         return _unflatten_columns(out_tree, iter(out[:len(graph.outputs)]), n)
     return mapped
+
+
+def run_rows(graph, inputs, outputs, n, cache_dir=None):
+    """Run ``graph`` over rows ``0..n`` of columns (``RowCall``'s triples; outputs contiguous).
+
+    The one row loop of vmap and ``Module.predict``: long batches run whole groups of
+    rows in SIMD lanes (one more compile), the rest the scalar kernel row by row.
+    """
+    width = backends.llvm_lanes()
+    lanes = n - n % width if n >= LANE_ROWS else 0
+    if lanes:
+        from .backends.llvm_loops import RowMap
+        kinds = [1 if stride == 1 else 0 if stride == 0 else None for _, _, stride in inputs]
+        RowCall(RowMap(graph, kinds, width), inputs, outputs)(lanes)
+    RowCall(backends.compile(graph, "llvm", cache_dir), inputs, outputs)(n, lanes)
 
 
 class RowCall:

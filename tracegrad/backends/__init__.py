@@ -1,9 +1,11 @@
 """Backends turn a ``Graph`` into a kernel: a callable of floats returning a sequence of floats.
 
 Each backend is a module with ``compile(graph)`` and ``source(graph)``, imported on
-first use so that ``import tracegrad`` stays light. Kernels are cached in memory per
-(graph fingerprint, backend), in a bounded LRU (an evicted llvm kernel frees its machine
-code once nothing else holds it), safe to use from several threads.
+first use so that ``import tracegrad`` stays light. Everything compiled (kernels, row
+maps, training loops) is kept in one bounded LRU in memory (``cached``), keyed by graph
+fingerprint (or module text), backend and variant; an evicted llvm artefact frees its
+machine code once nothing else holds it. It is safe to use from several threads. On
+disk, each backend keys its entries by the code version too (``cache``).
 
 With no backend named, ``choose`` picks llvm, except for graphs smaller than
 ``SMALL_GRAPH`` nodes: a ctypes call costs about 1 µs, more than running such a graph
@@ -48,19 +50,30 @@ def compile(graph, backend=None, cache_dir=None):
     ``cache_dir`` overrides where artefacts are stored on disk for this compile.
     """
     backend = choose(graph, backend)
-    key = (graph.fingerprint, backend)
+
+    def build():
+        with cache.using(cache_dir):
+            return module(backend).compile(graph)
+    return cached((graph.fingerprint, backend, None), build)
+
+
+def cached(key, build):
+    """The artefact stored under ``key`` = (fingerprint, backend, variant), else ``build()``, stored.
+
+    The one in-memory cache of compiled code: least recently used entries go first,
+    past ``_CACHE_SIZE``.
+    """
     with _lock:
-        kernel = _cache.get(key)
-        if kernel is not None:
+        value = _cache.get(key)
+        if value is not None:
             _cache.move_to_end(key)
-            return kernel
-    with cache.using(cache_dir):
-        kernel = module(backend).compile(graph)
+            return value
+    value = build()
     with _lock:
-        _cache[key] = kernel
+        _cache[key] = value
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return kernel
+    return value
 
 
 def llvm_lanes():

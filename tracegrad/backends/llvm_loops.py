@@ -1,39 +1,48 @@
-"""Whole loops as LLVM IR around lane kernels: a training run and a row map over arrays.
+"""Generic compiled loops around lane kernels: map a kernel over rows (``RowMap``), and map
+over each minibatch, sum, then update (``BatchLoop``, what the Trainer's ``fit`` runs).
 
 The per-sample graph becomes a ``<W x double>`` kernel (lane j = sample j, ``W`` from
-the host CPU), kept a separate function. A gradient is mostly a product of two
+the target CPU), kept a separate function. A gradient is mostly a product of two
 per-sample values (a cotangent times an activation), so the kernel stores those few
 values (about 70 for the moons MLP's 337 gradients), not the products, for up to
 ``GROUPS`` groups of ``W`` samples; then loops with the accumulators in registers sum
 the products over those groups (``_sums``). This keeps the kernel's registers for its
 own values and the accumulators out of memory: memory traffic, not arithmetic, was the
 limit. Parameters are read (broadcast) at each use in the kernel rather than kept and
-spilled (the kernel loads one at each use). The driver function written here loops over epochs, minibatches
-and chunks of groups, sums each parameter's lanes with a shuffle tree, ``W`` parameters
-at a time, and runs the optimizer's update graph inline. One ctypes call runs a whole
-``fit``; no Python runs between steps.
+spilled. The driver function loops over epochs, minibatches and chunks of groups, sums
+each parameter's lanes with a shuffle tree, ``W`` parameters at a time, and runs the
+update graph inline. One call runs many epochs; no Python runs between steps.
 
 >>> import tracegrad as tg
->>> text = fit_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 0.0, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
-...                   tg.trace(lambda p, g, lr, t: [p - lr * g], 0.0, 0.0, 0.0, 0.0), n_params=1, width=4)
+>>> text = batch_loop_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
+...                          tg.trace(lambda p, g, lr, t, m: [p - lr * g / m], 0.0, 0.0, 0.0, 0.0, 0.0),
+...                          n_params=1, width=4)
 >>> "define void @fit(" in text and "call void @sample(" in text
 True
 """
 import ctypes
-import threading
+import hashlib
 
 import numpy as np
 
 from ..transforms.lower import lower
-from . import llvm
+from . import cached, llvm
 from .host import host
 from .llvm_emit import Nodes
 from .llvm_ir import Module, Value, const, integer, vector
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
-_loaded = {}                   # what a module was built from -> (engine, entry point), oldest first
-_lock = threading.Lock()
 GROUPS = 16                # sample groups whose factors are kept before summing their products
+
+
+def _entry(text, name, level, passes, argtypes):
+    """The engine holding the compiled module ``text`` and its function ``name``, from the one
+    cache of compiled code (a new Trainer of the same model and data shape reuses it)."""
+    def build():
+        engine = llvm.load(llvm.cached_object(text, level, passes=passes))
+        return engine, ctypes.CFUNCTYPE(None, *argtypes)(engine.get_function_address(name))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return cached((digest, "llvm", (name, level, passes, host())), build)
 
 
 def _splat(fn, scalar, width):
@@ -52,7 +61,7 @@ def factors(graph):
 
     A gradient is mostly a product of two per-sample values (a cotangent and an
     activation) that several outputs share; the kernel stores those values, not the
-    products, and ``fit_source`` sums the products over a chunk of groups with the
+    products, and ``batch_loop_source`` sums the products over a chunk of groups with the
     accumulators in registers. ``a`` is the factor more outputs share.
     """
     pairs = []
@@ -181,18 +190,16 @@ def _width(type):
     return 1 if type == "double" else int(type[1:].split(" x ", 1)[0])
 
 
-def fit_source(sample, update, n_params, width=None):
-    """The LLVM module text of a training run (see ``FitLoop``) for these two graphs.
-
-    ``sample``: inputs parameters, features, targets; outputs loss, correct flag, one
-    gradient per parameter. ``update``: inputs parameter, gradient, state..., lr, step;
-    outputs parameter, state....
-    """
+def batch_loop_source(sample, update, n_params, watch=None, width=None):
+    """The LLVM module text of ``BatchLoop`` for these graphs (see there)."""
     width = llvm.lanes() if width is None else width
     P, C = n_params, len(sample.inputs) - n_params
-    S = len(update.inputs) - 4
-    if len(sample.outputs) != 2 + P or len(update.outputs) != 1 + S:
-        raise ValueError("fit_source: the sample graph must output loss, flag and one gradient per parameter")
+    R, S = len(sample.outputs) - P, len(update.inputs) - 5
+    W = 0 if watch is None else len(watch.outputs)
+    if R < 0 or S < 0 or len(update.outputs) != 1 + S or (watch is not None and len(watch.inputs) != 1):
+        raise ValueError("batch_loop_source: the sample graph must end with one output per parameter, the update "
+                         "graph take parameter, sum, state..., lr, step, count and return parameter, state..., "
+                         "the watch graph take one parameter")
     padded = -(-P // width) * width
     lowered = lower(sample)
     pairs = factors(lowered)
@@ -207,21 +214,25 @@ def fit_source(sample, update, n_params, width=None):
                                          ("ptr", "lr"), ("i64", "step0"), ("ptr", "hist")])
     params, state, data, order, ostride, n, batch, epochs, lr, step0, hist = fn.params
     columns = [fn.binop("mul", n, integer(c)) for c in range(C)]  # column offsets in data
-    kin, acc = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{2 + padded} x {t}]", "acc")
+    kin, acc = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{R + padded} x {t}]", "acc")
     buf, step = fn.alloca(f"[{GROUPS * len(stored)} x {t}]", "buf"), fn.alloca("i64", "k")
     fn.store(integer(0), step)
     zero = const(0.0, width)
-    for i in range(2 + P, 2 + padded):  # the padding parameters get a zero gradient
+    for i in range(R + P, R + padded):  # the padding parameters get a zero gradient
         fn.store(zero, fn.gep(t, acc, i))
     with fn.loop(epochs, name="ep") as ep:
         visit = fn.gep("i64", order, fn.binop("mul", ep, ostride), name="ord")
-        h = [fn.gep("double", fn.gep("double", hist, fn.binop("mul", ep, integer(3))), j) for j in range(3)]
-        for pointer in h:
+        row = fn.gep("double", hist, fn.binop("mul", ep, integer(R + W)))
+        h = [fn.gep("double", row, j) for j in range(R + W)]
+        for pointer in h[:R]:
             fn.store(const(0.0), pointer)
-        with fn.loop(padded, step=width, name="pp", carry=[zero]) as (i, squares):  # the L2 term at the epoch's start
-            x = fn.load(t, fn.gep("double", params, i), align=8)
-            squares[:] = [fn.binop("fadd", squares[0], fn.binop("fmul", x, x))]
-        fn.store(_reduce(fn, squares[0], width), h[2])
+        if watch is not None:  # the watch graph summed over the parameters at the epoch's start
+            with fn.loop(padded, step=width, name="w", carry=[zero] * W) as (i, totals):
+                nodes = Nodes(fn, lower(watch), width, lambda _: fn.load(t, fn.gep("double", params, i), align=8))
+                nodes.emit()
+                totals[:] = [fn.binop("fadd", total, nodes[o]) for total, o in zip(totals, watch.outputs)]
+            for total, pointer in zip(totals, h[R:]):
+                fn.store(_reduce(fn, total, width), pointer)
         with fn.loop(n, step=batch, name="b") as start:
             rest = fn.binop("sub", n, start)
             m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
@@ -255,7 +266,7 @@ def fit_source(sample, update, n_params, width=None):
                             p = fn.gep(t, buf, fn.binop("add", row, integer(f)))
                             fn.store(fn.select(mask, fn.load(t, p), zero), p)
                 _sums(fn, pairs, slot_of, groups, fn.icmp("eq", h0, integer(0)), acc, buf, width)
-            for k in (0, 1):  # loss and correct sums of the epoch
+            for k in range(R):  # the epoch's sums of the per-sample results
                 total = _reduce(fn, fn.load(t, fn.gep(t, acc, k)), width)
                 fn.store(fn.binop("fadd", fn.load("double", h[k]), total), h[k])
             size = _splat(fn, fn.cast("sitofp", m, "double"), width)
@@ -263,56 +274,58 @@ def fit_source(sample, update, n_params, width=None):
             rate = _splat(fn, fn.load("double", fn.gep("double", lr, k)), width)
             t_step = fn.cast("sitofp", fn.binop("add", fn.binop("add", k, step0), integer(1)), "double")
             t_step = _splat(fn, t_step, width)
-            with fn.loop(padded, step=width, name="u") as q:  # the mean gradient of W parameters, then their update
-                first = fn.binop("add", q, integer(2))
+            with fn.loop(padded, step=width, name="u") as q:  # the batch's sums for W parameters, then their update
+                first = fn.binop("add", q, integer(R))
                 sums = [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j)))) for j in range(width)]
-                gradient = fn.binop("fdiv", _lane_sums(fn, sums, width), size)
                 pointers = [fn.gep("double", params, q)] + [
                     fn.gep("double", state, fn.binop("add", q, integer(s * padded))) for s in range(S)]
                 values = [fn.load(t, p, align=8) for p in pointers]
-                _update(fn, lower(update), [values[0], gradient, *values[1:], rate, t_step], pointers)
+                _update(fn, lower(update), [values[0], _lane_sums(fn, sums, width), *values[1:], rate, t_step, size],
+                        pointers)
             fn.store(fn.binop("add", k, integer(1)), step)
     fn.ret()
     return module.text()
 
 
-class FitLoop:
-    """A compiled training run of ``fit_source``, called once per fit (or per epoch).
+class BatchLoop:
+    """Map a kernel over the samples of each minibatch, sum its results, update the parameters:
+    epochs of it in one call of compiled code.
+
+    ``sample`` is the per-sample graph: inputs ``n_params`` parameters, then one value
+    per data column; outputs ``R`` results, then one per parameter (the parameter's
+    term of the batch sum, a gradient). ``update`` runs per parameter after each batch:
+    inputs parameter, its sum over the batch, state..., learning rate, step number,
+    samples in the batch; outputs parameter, state.... ``watch`` (optional) is a graph
+    of one parameter whose outputs are summed over the parameters at each epoch's start.
 
     ``loop(params, state, data, order, ostride, batch, epochs, lr, step0, hist)``:
     ``params`` (``padded`` floats) and ``state`` (``(S, padded)``) are updated in
-    place; ``data`` is ``(columns, n)``, features then targets; epoch ``e`` visits the
-    samples ``order[e * ostride:][:n]`` (int64) in minibatches of ``batch``; ``lr``
-    holds one learning rate per step; step numbers start at ``step0 + 1``; ``hist``
-    (``(epochs, 3)``) receives each epoch's loss sum, correct count and sum of squared
-    parameters at its start.
+    place; ``data`` is ``(columns, n)``; epoch ``e`` visits the samples
+    ``order[e * ostride:][:n]`` (int64) in minibatches of ``batch``; ``lr`` holds one
+    learning rate per step; step numbers start at ``step0 + 1``; row ``e`` of ``hist``
+    (``(epochs, R + watched)``) receives the epoch's sums of the ``R`` results and the
+    watch graph's sums.
     """
 
-    def __init__(self, sample, update, n_params, width=None, level=2):
+    def __init__(self, sample, update, n_params, watch=None, width=None, level=2):
         self.width = llvm.lanes() if width is None else width
         self.padded = -(-n_params // self.width) * self.width
-        self.source = fit_source(sample, update, n_params, self.width)
-        key = ("fit", self.source, level, host())
-        with _lock:
-            if key not in _loaded:  # a new Trainer of the same model and data shape reuses the code
-                engine = llvm.load(llvm.cached_object(self.source, level, passes=True))
-                _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR,
-                                                        _I64, _PTR)(engine.get_function_address("fit"))
-                while len(_loaded) > 32:
-                    _loaded.pop(next(iter(_loaded)))
-            self._engine, self._fn = _loaded[key]
+        self.columns = len(sample.outputs) - n_params + (0 if watch is None else len(watch.outputs))
+        self.source = batch_loop_source(sample, update, n_params, watch, self.width)
+        self._engine, self._fn = _entry(self.source, "fit", level, passes=True, argtypes=[
+            _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR])
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
         n = data.shape[1]
         for a in (params, state, data, lr, hist):
             if a.dtype != np.float64 or not a.flags.c_contiguous:
-                raise TypeError("FitLoop needs C-contiguous float64 arrays")
+                raise TypeError("BatchLoop needs C-contiguous float64 arrays")
         steps = epochs * -(-n // batch)
-        if (order.dtype != np.int64 or order.size < (epochs - 1) * ostride + n or hist.size < 3 * epochs
+        if (order.dtype != np.int64 or order.size < (epochs - 1) * ostride + n or hist.size < self.columns * epochs
                 or lr.size < steps or batch < 1):
-            raise ValueError("FitLoop: order, lr or hist too short for the epochs asked")
+            raise ValueError("BatchLoop: order, lr or hist too short for the epochs asked")
         if params.shape != (self.padded,) or state.shape[-1:] != (self.padded,):
-            raise ValueError(f"FitLoop: params and state rows must have {self.padded} entries")
+            raise ValueError(f"BatchLoop: params and state rows must have {self.padded} entries")
         self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
                  batch, epochs, lr.ctypes.data, step0, hist.ctypes.data)
 
@@ -361,15 +374,8 @@ class RowMap:
 
     def __init__(self, graph, kinds, width=None):
         self.width = llvm.lanes() if width is None else width
-        key = ("map", graph.fingerprint, tuple(kinds), self.width, host())
-        with _lock:
-            if key not in _loaded:
-                engine = llvm.load(llvm.cached_object(map_source(graph, kinds, self.width), 2, passes=False))
-                _loaded[key] = engine, ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _I64, _I64)(
-                    engine.get_function_address("map"))
-                while len(_loaded) > 32:
-                    _loaded.pop(next(iter(_loaded)))
-            self._engine, self._fn = _loaded[key]
+        self._engine, self._fn = _entry(map_source(graph, kinds, self.width), "map", 2, passes=False,
+                                        argtypes=[_PTR, _PTR, _PTR, _I64, _I64])
 
     def rows(self, ins, istr, outs, ostr, start, stop):
         """Rows ``start:stop`` (a multiple of ``width`` apart); the outputs' strides ``ostr`` must be 1."""

@@ -19,8 +19,7 @@ from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
 from .module import structure
-from ..backends import compile as compile_graph
-from ..vmap import RowCall
+from ..vmap import run_rows
 
 CHUNK = 1 << 16  # entries of the order and learning-rate arrays of one compiled call, at most
 
@@ -106,24 +105,31 @@ class Trainer:
         return substitute(adjoint, n_in, [*range(n_in), 1.0, 0.0])
 
     def _update_graph(self):
-        """Inputs: parameter, mean gradient, state..., lr, step. Outputs: new parameter, new state..."""
+        """Inputs: parameter, gradient summed over the batch, state..., lr, step, batch size.
+        Outputs: new parameter, new state... (the mean gradient, plus L2's, through the optimizer's rule)."""
         opt, l2 = self.optimizer, self.l2
         n_state = len(opt.init_state(0.0))
 
-        def update(p, g, *rest):
-            *state, lr, t = rest
+        def update(p, total, *rest):
+            *state, lr, t, m = rest
+            g = total / m
             p, state = opt.update(p, g + 2.0 * l2 * p if l2 else g, list(state), lr, t)
             return [p, *state]
-        return trace_flat(update, [0.0] * (n_state + 4))[0]
+        return trace_flat(update, [0.0] * (n_state + 5))[0]
 
     def _loop(self, n_features, n_targets):
-        """The compiled training run for this data shape (cached on the trainer)."""
+        """The compiled training run for this data shape (kept by the trainer).
+
+        Per sample: loss, correct flag, gradient; per batch: the update; per epoch: the
+        sums of loss and flags, and of the squared parameters (the L2 term) at its start.
+        """
         key = (n_features, n_targets, self._width)
         if key not in self._compiled:
-            from ..backends.llvm_loops import FitLoop
+            from ..backends.llvm_loops import BatchLoop
             target = 0.0 if n_targets == 1 else [0.0] * n_targets
-            self._compiled[key] = FitLoop(self._sample_graph(n_features, target), self._update_graph(),
-                                          len(self.params), self._width)
+            squares = trace_flat(lambda p: [p * p], [0.0])[0]
+            self._compiled[key] = BatchLoop(self._sample_graph(n_features, target), self._update_graph(),
+                                            len(self.params), squares, self._width)
         return self._compiled[key]
 
     # ------------------------------------------------------------ training
@@ -212,8 +218,8 @@ class Trainer:
         return np.fromiter(map(lr, range(first, first + steps)), float, steps) if steps else np.zeros(1)
 
 
-# (model structure, features) -> (compiled forward, outputs), oldest first: not on the model, which
-# then pickles and deep-copies; models of the same structure share one entry
+# (model structure, features) -> traced forward graph, oldest first: not on the model, which then
+# pickles and deep-copies; models of the same structure share one entry (and its compiled code)
 _FORWARDS = {}
 _lock = threading.Lock()
 
@@ -231,19 +237,19 @@ def predict(model, X):
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
     key = structure(model)
-    kernel, n_out = _FORWARDS.get((key, nin)) or (None, None)
-    if kernel is None:
+    graph = _FORWARDS.get((key, nin))
+    if graph is None:
         graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))[0]
-        kernel, n_out = compile_graph(graph, "llvm"), len(graph.outputs)
         if key is not None:
             with _lock:
-                _FORWARDS[key, nin] = kernel, n_out
+                _FORWARDS[key, nin] = graph
                 while len(_FORWARDS) > 64:
                     _FORWARDS.pop(next(iter(_FORWARDS)))
+    n_out = len(graph.outputs)
     values = np.array([p.data for p in params])
     out = np.empty((n_out, len(X)))
-    RowCall(kernel, [(values, j, 0) for j in range(len(params))] + [(X, j, nin) for j in range(nin)],
-            [(out, len(X) * j, 1) for j in range(n_out)])(len(X))
+    run_rows(graph, [(values, j, 0) for j in range(len(params))] + [(X, j, nin) for j in range(nin)],
+             [(out, len(X) * j, 1) for j in range(n_out)], len(X))
     return out[0] if n_out == 1 else out.T
 
 
