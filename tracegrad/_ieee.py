@@ -69,3 +69,100 @@ def sign(x):
         return 1.0
     return -1.0 if x < 0.0 else 0.0
 
+
+
+def tan(x):
+    return nan if math.isinf(x) else math.tan(x)
+
+
+def asin(x):
+    return math.asin(x) if -1.0 <= x <= 1.0 else nan
+
+
+def acos(x):
+    return math.acos(x) if -1.0 <= x <= 1.0 else nan
+
+
+def sinh(x):
+    try:
+        return math.sinh(x)
+    except OverflowError:
+        return math.copysign(inf, x)
+
+
+def cosh(x):
+    try:
+        return math.cosh(x)
+    except OverflowError:
+        return inf
+
+
+def acosh(x):
+    return math.acosh(x) if x >= 1.0 else nan
+
+
+def atanh(x):
+    if -1.0 < x < 1.0:
+        return math.atanh(x)
+    return math.copysign(inf, x) if abs(x) == 1.0 else nan
+
+
+def expm1(x):
+    try:
+        return math.expm1(x)
+    except OverflowError:
+        return inf
+
+
+def exp2(x):
+    try:
+        return _exp2(x)
+    except OverflowError:
+        return inf
+
+
+_exp2 = getattr(math, "exp2", lambda x: math.pow(2.0, x))  # math.exp2: Python 3.11+
+
+
+def log2(x):
+    if x > 0.0:
+        return math.log2(x)
+    return -inf if x == 0.0 else nan
+
+
+def log10(x):
+    if x > 0.0:
+        return math.log10(x)
+    return -inf if x == 0.0 else nan
+
+
+def floor(x):  # a float, and floor(-0.0) = -0.0 as in C (math.floor gives an int)
+    return math.copysign(float(math.floor(x)), x) if math.isfinite(x) else x
+
+
+def ceil(x):  # ceil(-0.5) = -0.0
+    return math.copysign(float(math.ceil(x)), x) if math.isfinite(x) else x
+
+
+def trunc(x):
+    return math.copysign(float(math.trunc(x)), x) if math.isfinite(x) else x
+
+
+def fmod(x, y):
+    try:
+        return math.fmod(x, y)
+    except ValueError:  # fmod(x, 0), fmod(inf, y)
+        return nan
+
+
+def copysign(x, y):
+    """|x| with the sign of y, where a nan y counts as positive: the sign bit of a nan is not the
+    same in every backend (0/0 is -nan on x86 hardware, +nan when LLVM folds it)."""
+    return math.copysign(x, y) if y == y else abs(x)
+
+
+# These never raise and are C's own functions: atan, atan2, asinh, erf, erfc, cbrt (Python
+# 3.11+; None before, and the row then calls C's cbrt). hypot is C's too: CPython's
+# math.hypot is its own algorithm, an ulp off C's now and then.
+atan, atan2, asinh, erf, erfc = math.atan, math.atan2, math.asinh, math.erf, math.erfc
+cbrt = getattr(math, "cbrt", None)

@@ -4,7 +4,8 @@ One IR instruction (or a compare + select pair) per node, in node order, named
 ``%v{index}`` as in the printed IR. The kernel has the C ABI
 ``void k(const double *in, double *out)``; ``k_rows`` runs it over rows of a batch,
 each input and output a pointer plus a stride (stride 0 broadcasts). Graphs first go
-through ``lower`` to the core ops of ``TEMPLATES``. Object code is cached on disk.
+through ``lower`` to their native ops, whose forms give the instructions (``template``).
+Object code is cached on disk.
 
 >>> import tracegrad as tg
 >>> print(source(tg.trace(lambda x, y: x * y + 1.0, 2.0, 3.0)))  # doctest: +ELLIPSIS
@@ -21,7 +22,6 @@ define internal void @k.body(ptr noalias %in, ptr noalias %out, ptr noalias %s) 
 ...
 """
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import os
@@ -32,39 +32,43 @@ import threading
 import llvmlite
 import llvmlite.binding as llvm
 
+from ..ops import TABLE
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
 from .host import host
 
 # ---------------------------------------------------------------- templates
-# {r} result, {0} {1} {2} operands, {t} value type, {b} its i1 type, {s} intrinsic suffix,
-# {one} {zero} constants of type {t}, {vs} suffix of scalarised libm helpers.
+# From each op's form. {r} result, {0} {1} {2} operands, {t} value type, {b} its i1 type,
+# {s} intrinsic suffix, {one} {zero} constants of type {t}, {vs} suffix of scalarised C calls.
+_INFIX = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}
+_PREDICATE = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq",
+              "!=": "une"}  # une: true when either side is nan, as Python's !=
 _COMPARE = "{r}.c = fcmp %s {t} {0}, {1}\n{r} = select {b} {r}.c, {t} {one}, {t} {zero}"
-TEMPLATES = {
-    "add": "{r} = fadd {t} {0}, {1}",
-    "sub": "{r} = fsub {t} {0}, {1}",
-    "mul": "{r} = fmul {t} {0}, {1}",
-    "div": "{r} = fdiv {t} {0}, {1}",
-    "neg": "{r} = fneg {t} {0}",
-    "lt": _COMPARE % "olt",
-    "le": _COMPARE % "ole",
-    "gt": _COMPARE % "ogt",
-    "ge": _COMPARE % "oge",
-    "eq": _COMPARE % "oeq",
-    "ne": _COMPARE % "une",  # true when either side is nan, as Python's !=
-    "where": "{r}.c = fcmp une {t} {0}, {zero}\n{r} = select {b} {r}.c, {t} {1}, {t} {2}",  # nan: true
-    "abs": "{r} = call {t} @llvm.fabs.{s}({t} {0})",
-    "sqrt": "{r} = call {t} @llvm.sqrt.{s}({t} {0})",
-    "exp": "{r} = call {t} @llvm.exp.{s}({t} {0})",
-    "log": "{r} = call {t} @llvm.log.{s}({t} {0})",
-    "sin": "{r} = call {t} @llvm.sin.{s}({t} {0})",
-    "cos": "{r} = call {t} @llvm.cos.{s}({t} {0})",
-    "pow": "{r} = call {t} @llvm.pow.{s}({t} {0}, {t} {1})",
-    "tanh": "{r} = call {t} @tanh{vs}({t} {0})",
-    "log1p": "{r} = call {t} @log1p{vs}({t} {0})",
-}
-CORE = frozenset(TEMPLATES)
-LIBM = ("exp", "log", "sin", "cos", "pow", "tanh", "log1p", "sqrt", "fabs")
+_SELECT = "{r}.c = fcmp une {t} {0}, {zero}\n{r} = select {b} {r}.c, {t} {1}, {t} {2}"  # nan: true
+INTRINSICS = frozenset({"fabs", "sqrt", "exp", "log", "sin", "cos", "pow", "floor", "ceil", "trunc", "copysign"})
+
+
+def callee(op):
+    """The function a call of ``op`` names: an LLVM intrinsic, the libm symbol, or ``tg_<ident>``."""
+    if op.symbol in INTRINSICS:
+        return f"llvm.{op.symbol}"
+    return op.symbol or f"tg_{op.ident}"
+
+
+def template(op):
+    """The instruction text of ``op`` (an ``Op`` with a form), holes left as above."""
+    if op.infix:
+        return f"{{r}} = {_INFIX[op.infix]} {{t}} {{0}}, {{1}}"
+    if op.prefix:
+        return "{r} = fneg {t} {0}"
+    if op.compare:
+        return _COMPARE % _PREDICATE[op.compare]
+    if op.select:
+        return _SELECT
+    name = callee(op) + (".{s}" if op.symbol in INTRINSICS else "{vs}")
+    return f"{{r}} = call {{t}} @{name}(" + ", ".join(f"{{t}} {{{k}}}" for k in range(op.arity)) + ")"
+
+
 CHUNK = 2000            # nodes per function: keeps compile time linear in graph size
 OPT_LEVEL = 1           # the IR arrives CSE'd and folded; passes would mostly cost time
 _CALLEE = re.compile(r"@([\w.]+)\(")
@@ -96,11 +100,10 @@ def _constant(x, width):
 # ---------------------------------------------------------------- emission
 
 @functools.lru_cache(maxsize=None)
-def _forms(width):
-    """``TEMPLATES`` with the types of ``width`` filled in: op -> text with ``{r}``, ``{0}``... left."""
-    ty = _types(width)
-    return {op: form.format("{0}", "{1}", "{2}", r="{r}", **ty).replace("\n", "\n  ")
-            for op, form in TEMPLATES.items()}
+def _form(op, width):
+    """``template(op)`` with the types of ``width`` filled in: text with ``{r}``, ``{0}``... left."""
+    _register(op)
+    return template(op).format("{0}", "{1}", "{2}", r="{r}", **_types(width)).replace("\n", "\n  ")
 
 
 def kernel_body(graph, width=1, load=None, order=None, names=None):
@@ -111,7 +114,6 @@ def kernel_body(graph, width=1, load=None, order=None, names=None):
     one entry of two lines.
     """
     nodes = graph.nodes
-    forms = _forms(width)
     names = {} if names is None else names
     lines = []
     append = lines.append
@@ -126,33 +128,37 @@ def kernel_body(graph, width=1, load=None, order=None, names=None):
                 n = _operand(graph, a, width, load, names, lines)
             operands.append(n)
         r = names[i] = f"%v{i}"
-        append(forms[op].format(*operands, r=r))
+        append(_form(TABLE[op], width).format(*operands, r=r))
     return lines, names
 
 
 def declarations(text):
-    """``declare`` lines (or lane-wise wrappers) for the intrinsics and libm functions ``text`` calls."""
+    """``declare`` lines (or lane-wise wrappers) for the intrinsics and C functions ``text`` calls."""
     out = []
-    for callee in sorted(set(_CALLEE.findall(text)) - set(re.findall(r"define \S* ?void @([\w.]+)", text))):
-        parts = callee.split(".")
+    arity = {callee(op): op.arity for op in TABLE.values() if op.symbol or op.address is not None}
+    for name in sorted(set(_CALLEE.findall(text)) - set(re.findall(r"define \S* ?void @([\w.]+)", text))):
+        parts = name.split(".")
+        if ".".join(parts[:2 if parts[0] == "llvm" else 1]) not in arity:
+            continue  # not an op's function (libmvec's, declared by its user)
         if parts[0] == "llvm":
             t = "double" if parts[2] == "f64" else f"<{parts[2][1:-3]} x double>"
-            out.append(f"declare {t} @{callee}(" + ", ".join([t] * (2 if parts[1] == "pow" else 1)) + ")")
+            out.append(f"declare {t} @{name}(" + ", ".join([t] * arity[".".join(parts[:2])]) + ")")
         elif len(parts) == 2:
-            out.append(_scalarised(parts[0], int(parts[1][1:])))
+            out.append(_scalarised(parts[0], int(parts[1][1:]), arity[parts[0]]))
         else:
-            out.append(f"declare double @{callee}(double)")
+            out.append(f"declare double @{name}(" + ", ".join(["double"] * arity[name]) + ")")
     return out
 
 
-def _scalarised(base, width):
-    """A ``<W x double>`` wrapper around a scalar libm function with no vector intrinsic."""
+def _scalarised(base, width, arity):
+    """A ``<W x double>`` wrapper around a scalar C function with no vector intrinsic."""
     t = f"<{width} x double>"
-    lines = [f"declare double @{base}(double)",
-             f"define internal {t} @{base}.v{width}({t} %x) #0 {{", f"  %r0 = bitcast {t} undef to {t}"]
+    lines = [f"declare double @{base}(" + ", ".join(["double"] * arity) + ")",
+             f"define internal {t} @{base}.v{width}(" + ", ".join(f"{t} %x{k}" for k in range(arity)) + ") #0 {",
+             f"  %r0 = bitcast {t} undef to {t}"]
     for j in range(width):
-        lines += [f"  %e{j} = extractelement {t} %x, i64 {j}",
-                  f"  %c{j} = call double @{base}(double %e{j})",
+        lines += [f"  %e{k}.{j} = extractelement {t} %x{k}, i64 {j}" for k in range(arity)]
+        lines += [f"  %c{j} = call double @{base}(" + ", ".join(f"double %e{k}.{j}" for k in range(arity)) + ")",
                   f"  %r{j + 1} = insertelement {t} %r{j}, double %c{j}, i64 {j}"]
     return "\n".join(lines + [f"  ret {t} %r{width}", "}"])
 
@@ -334,27 +340,33 @@ def lane_function(graph, name="kernel", width=None):
     text includes its declarations, for a module that wraps it in its own loop.
     """
     width = lanes() if width is None else width
-    text = function_text(lower(graph, CORE), name, width)
+    text = function_text(lower(graph), name, width)
     return "\n".join([text, "", *declarations(text), "attributes #0 = { nounwind }", ""])
 
 
 def source(graph):
     """The LLVM IR module for ``graph`` (after lowering to the core ops), as text."""
-    return module_text(lower(graph, CORE))
+    return module_text(lower(graph))
 
 
 # ---------------------------------------------------------------- compiling and loading
 
-def _libm_symbols():
-    """Make the libm functions that compiled code calls resolvable in the JIT."""
-    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-    for name in LIBM:
-        llvm.add_symbol(name, ctypes.cast(getattr(libm, name), ctypes.c_void_p).value)
+_registered = {}
+
+
+def _register(op):
+    """Make the C function an op calls resolvable in the JIT: its libm symbol, or ``tg_<ident>``
+    for an ``address`` (again at each definition: the newest one wins)."""
+    name = op.symbol or f"tg_{op.ident}"
+    if op.cfunc is not None and _registered.get(name) is not op:
+        llvm.add_symbol(name, ctypes.cast(op.cfunc, ctypes.c_void_p).value)
+        _registered[name] = op
 
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
-_libm_symbols()
+for _op in TABLE.values():  # intrinsics may become calls of their C function (llvm.floor without SSE4.1)
+    _register(_op)
 
 
 def _target_machine(level=OPT_LEVEL):
