@@ -46,6 +46,7 @@ def _math(symbol, arity):
     if fn is None:
         return None
     context = cpu_target.typing_context
+    context.refresh()  # loads numba's typing of the math module, once
     try:
         signature = context.resolve_function_type(context.resolve_value_type(fn), (types.float64,) * arity, {})
     except Exception:  # numba's typing errors have no common base class but Exception
