@@ -28,12 +28,6 @@ def exp(x):
     return inf if x > _EXP_MAX else math.exp(x)
 
 
-def log(x):
-    if x > 0.0:
-        return math.log(x)
-    return -inf if x == 0.0 else nan
-
-
 def log1p(x):
     if x > -1.0:
         return math.log1p(x)
@@ -71,6 +65,31 @@ def sign(x):
 
 
 
+
+def _logarithm(fn):
+    return lambda x: fn(x) if x > 0.0 else -inf if x == 0.0 else nan
+
+
+def _overflowing(fn, sign):  # fn that overflows to ±inf: sign(x) gives the sign
+    def guarded(x):
+        try:
+            return fn(x)
+        except OverflowError:
+            return math.copysign(inf, sign(x))
+    return guarded
+
+
+def _rounding(fn):  # a float, and the sign of x on a zero (floor(-0.0), ceil(-0.5) are -0.0), as in C
+    return lambda x: math.copysign(float(fn(x)), x) if math.isfinite(x) else x
+
+
+log, log2, log10 = _logarithm(math.log), _logarithm(math.log2), _logarithm(math.log10)
+sinh = _overflowing(math.sinh, lambda x: x)
+cosh, expm1 = _overflowing(math.cosh, abs), _overflowing(math.expm1, abs)
+exp2 = _overflowing(getattr(math, "exp2", lambda x: math.pow(2.0, x)), abs)  # math.exp2: Python 3.11+
+floor, ceil, trunc = _rounding(math.floor), _rounding(math.ceil), _rounding(math.trunc)
+
+
 def tan(x):
     return nan if math.isinf(x) else math.tan(x)
 
@@ -83,20 +102,6 @@ def acos(x):
     return math.acos(x) if -1.0 <= x <= 1.0 else nan
 
 
-def sinh(x):
-    try:
-        return math.sinh(x)
-    except OverflowError:
-        return math.copysign(inf, x)
-
-
-def cosh(x):
-    try:
-        return math.cosh(x)
-    except OverflowError:
-        return inf
-
-
 def acosh(x):
     return math.acosh(x) if x >= 1.0 else nan
 
@@ -105,47 +110,6 @@ def atanh(x):
     if -1.0 < x < 1.0:
         return math.atanh(x)
     return math.copysign(inf, x) if abs(x) == 1.0 else nan
-
-
-def expm1(x):
-    try:
-        return math.expm1(x)
-    except OverflowError:
-        return inf
-
-
-def exp2(x):
-    try:
-        return _exp2(x)
-    except OverflowError:
-        return inf
-
-
-_exp2 = getattr(math, "exp2", lambda x: math.pow(2.0, x))  # math.exp2: Python 3.11+
-
-
-def log2(x):
-    if x > 0.0:
-        return math.log2(x)
-    return -inf if x == 0.0 else nan
-
-
-def log10(x):
-    if x > 0.0:
-        return math.log10(x)
-    return -inf if x == 0.0 else nan
-
-
-def floor(x):  # a float, and floor(-0.0) = -0.0 as in C (math.floor gives an int)
-    return math.copysign(float(math.floor(x)), x) if math.isfinite(x) else x
-
-
-def ceil(x):  # ceil(-0.5) = -0.0
-    return math.copysign(float(math.ceil(x)), x) if math.isfinite(x) else x
-
-
-def trunc(x):
-    return math.copysign(float(math.trunc(x)), x) if math.isfinite(x) else x
 
 
 def fmod(x, y):

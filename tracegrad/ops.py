@@ -88,16 +88,18 @@ _LIBM = []
 
 def libm():
     """The C math library, through ctypes (loaded on first use)."""
-    if not _LIBM:
+    def names():
+        yield from ("libm.so.6", "libm.dylib")
         import ctypes.util
-        for name in ("libm.so.6", "libm.dylib", "FIND", "ucrtbase", "msvcrt"):
-            try:
-                _LIBM.append(ctypes.CDLL(ctypes.util.find_library("m") if name == "FIND" else name))
-                break
-            except (OSError, TypeError):
-                continue
-        else:
-            raise OSError("tracegrad cannot find the C math library (libm) with ctypes")
+        yield ctypes.util.find_library("m") or "ucrtbase"
+    for name in names() if not _LIBM else ():
+        try:
+            _LIBM.append(ctypes.CDLL(name))
+            break
+        except OSError:
+            continue
+    if not _LIBM:
+        raise OSError("tracegrad cannot find the C math library (libm) with ctypes")
     return _LIBM[0]
 
 

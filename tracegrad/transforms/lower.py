@@ -30,7 +30,7 @@ def lower(graph, keep=None):
         names = frozenset(keep)
         keep = lambda op: op.name in names  # noqa: E731
     while True:
-        missing = {op for op, _, _ in graph.nodes if op not in ("input", "const") and not keep(TABLE[op])}
+        missing = {op for op in {node[0] for node in graph.nodes} - {"input", "const"} if not keep(TABLE[op])}
         if not missing:
             return graph
         for op in missing:
