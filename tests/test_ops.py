@@ -130,7 +130,8 @@ def test_op_in_simd_lanes_against_torch(name, fn, torch_fn, points):
 def test_every_primitive_has_a_line_in_the_op_table():
     from tracegrad.ops import TABLE
     tested = {row[0].split("_")[0] for row in OPS}
-    assert set(TABLE) <= tested, f"untested ops: {set(TABLE) - tested}"
+    builtin = {name for name, op in TABLE.items() if op.builtin}  # tests define ops of their own
+    assert builtin <= tested, f"untested ops: {builtin - tested}"
 
 
 PUBLIC = [row for row in OPS if getattr(row[1], "__module__", "") == "tracegrad.ops"]
