@@ -143,7 +143,8 @@ def test_json_round_trip_and_a_fresh_process_without_the_definition(tmp_path):
     again = tg.Graph.from_json(graph.to_json())
     assert again == graph and again.fingerprint == graph.fingerprint
     for backend in backends.NAMES:
-        assert backends.compile(again, backend)(0.3, 0.7) == pytest.approx(tg.ir.evaluate(graph, [0.3, 0.7]), rel=1e-14)
+        want = tg.ir.evaluate(graph, [0.3, 0.7])
+        assert backends.compile(again, backend)(0.3, 0.7) == pytest.approx(want, rel=1e-14)
     path = tmp_path / "graph.json"
     path.write_text(graph.to_json())
     probe = ("import sys, tracegrad as tg\ntry:\n    tg.Graph.from_json(open(sys.argv[1]).read())\n"
@@ -221,3 +222,18 @@ def test_bad_definitions_are_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
     assert "f" not in TABLE
+
+
+def test_an_op_with_a_constant_parameter():
+    scale = tg.defop("scale_by", 1, lower=lambda x, p: x * p, has_param=True, vjp=lambda g, out, x, p: (g * p,))
+    f = lambda x: scale(tg.sin(x), param=3.0) * x  # noqa: E731
+    want = 3.0 * math.sin(0.5) * 0.5, 3.0 * (math.cos(0.5) * 0.5 + math.sin(0.5))
+    for backend in backends.NAMES:
+        assert tg.jit(f, backend=backend)(0.5) == pytest.approx(want[0], rel=1e-15), backend
+        assert tg.grad(f, backend=backend)(0.5) == pytest.approx(want[1], rel=1e-15), backend
+    x = tg.Value(0.5)
+    y = f(x)
+    y.backward()
+    assert (y.data, x.grad) == pytest.approx(want, rel=1e-15)
+    graph = tg.trace(f, 0.0)
+    assert "scale_by[3.0]" in str(graph) and tg.Graph.from_json(graph.to_json()) == graph

@@ -127,10 +127,15 @@ def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None
     replaces your earlier definition (code compiled for the old one is not reused).
 
     >>> import math, tracegrad as tg
+    >>> erf = tg.defop("my_erf", 1, eval=math.erf, symbol="erf",     # a user's own name; "erf" is built in
+    ...                vjp=lambda g, out, x: (g * (2 / math.sqrt(math.pi)) * tg.exp(-x * x),),
+    ...                sympy=lambda sp, x: sp.erf(x))
+    >>> round(tg.jit(tg.grad(lambda x: erf(x) * x), backend="llvm")(0.3), 12)
+    0.638005032345
     >>> softsign = tg.defop("softsign", 1, eval=lambda x: x / (1 + abs(x)),
-    ...                     lower=lambda x: x / (1 + tg.abs(x)),
+    ...                     lower=lambda x: x / (1 + tg.abs(x)),          # compiled as a composition
     ...                     vjp=lambda g, out, x: (g / (1 + tg.abs(x)) ** 2,))
-    >>> softsign(1.0), tg.grad(softsign)(1.0)
+    >>> x = tg.Value(1.0); y = softsign(x); y.backward(); y.data, x.grad
     (0.5, 0.25)
     """
     if not isinstance(name, str) or not name.isidentifier() or name in ("input", "const"):
