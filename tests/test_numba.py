@@ -55,3 +55,23 @@ def test_fast_path_falls_back_for_anything_but_floats(df):
     assert second == pytest.approx(tg.grad(tg.grad(f), argnums=0)(0.3, 0.7), rel=1e-12)
     with pytest.raises(TypeError, match="keyword argument"):
         df(0.3, y=0.7)
+
+
+def test_math_functions_numba_knows_are_its_own_and_the_others_ctypes_calls_not_cached():
+    import warnings
+    from tracegrad.backends import numba_runtime
+    from tracegrad.transforms.lower import lower
+    known = tg.jit(lambda x, y: tg.atan2(x, y) * tg.erf(x) + tg.expm1(y), backend="numba")
+    assert known(0.5, 2.0) == tg.jit(lambda x, y: tg.atan2(x, y) * tg.erf(x) + tg.expm1(y), backend="interp")(0.5, 2.0)
+    assert "cache=True" in known.source
+    names, cacheable = numba_runtime.namespace(lower(tg.trace(lambda x, y: tg.atan2(x, y) + tg.erf(x), 0.0, 0.0)))
+    assert names == {"atan2": math.atan2, "erf": math.erf} and cacheable
+    # numba's math.floor gives an int, and it has no cbrt or fmod: libm's, through ctypes, and no
+    # disk cache (numba would warn that it cannot cache a function pointer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        other = tg.jit(lambda x, y: tg.fmod(x, y) + tg.floor(x) + tg.cbrt(y) + tg.ceil(-0.5 * x), backend="numba")
+        assert str(other(5.5, -8.0)) == str(tg.jit(lambda x, y: tg.fmod(x, y) + tg.floor(x) + tg.cbrt(y)
+                                                  + tg.ceil(-0.5 * x), backend="interp")(5.5, -8.0))
+    assert "cache=False" in other.source
+    assert math.copysign(1.0, tg.jit(tg.floor, backend="numba")(-0.0)) == -1.0

@@ -153,3 +153,23 @@ def test_exported_symbols_are_distinct_and_named_after_the_parameters():
     assert exprs[2] == sp.Symbol("fi_1", real=True) - sp.Symbol("fi", real=True)
     exp = sp.Symbol("exp", real=True)
     assert tg.export_sympy(lambda exp: tg.exp(exp)) == sp.exp(exp)
+
+
+def test_math_functions_export_as_sympy_functions():
+    expr = tg.export_sympy(lambda x, y: tg.atan2(x, y) + tg.erf(x) * tg.acosh(y) + tg.floor(x) + tg.hypot(x, y))
+    assert sp.simplify(expr - (sp.atan2(x, y) + sp.erf(x) * sp.acosh(y) + sp.floor(x) + sp.codegen.cfunctions.hypot(x, y))) == 0
+    kernel = sympy_backend.compile(tg.trace(lambda x, y: tg.fmod(x, y) + tg.log2(y) + tg.cbrt(x), 0.0, 0.0))
+    assert kernel(-7.5, 2.0)[0] == pytest.approx(math.fmod(-7.5, 2.0) + 1.0 - 7.5 ** (1 / 3), rel=1e-15)
+
+
+def test_user_ops_export_through_their_sympy_form_their_lowering_or_a_named_function():
+    import ctypes
+    softsign = tg.defop("softsign_export", 1, eval=lambda x: x / (1 + abs(x)), lower=lambda x: x / (1 + tg.abs(x)))
+    assert tg.export_sympy(lambda x: softsign(x)) == x / (sp.Abs(x) + 1)
+    libm = tg.ops.libm()["j0"]
+    bessel = tg.defop("bessel_j0", 1, address=ctypes.cast(libm, ctypes.c_void_p).value)
+    expr = tg.export_sympy(lambda x: bessel(x) * 2)
+    ident = tg.ops.TABLE["bessel_j0"].ident
+    assert str(expr) == f"2*{ident}(x)" and "bessel" not in str(expr)  # named by its ident, no user string
+    graph = tg.trace(lambda x: bessel(x) * 2 + softsign(x), 0.0)
+    assert sympy_backend.compile(graph)(0.5) == pytest.approx(evaluate(graph, [0.5]), rel=1e-15)

@@ -11,8 +11,7 @@ from .derivatives import hessian, hvp, jacfwd, jacobian, jacrev
 from .export import export_sympy
 from .errors import TracingError
 from .ir import Graph
-from .ops import (abs_ as abs, clamp, cos, exp, log, log1p, maximum, minimum, pow, relu,
-                  sigmoid, sign, sin, softplus, sqrt, tanh, where)
+from .ops import PUBLIC as _MATH_FUNCTIONS, defop
 from .tracing import trace
 from .transforms.passes import optimize
 from .value import Value, graph_of
@@ -22,12 +21,11 @@ from . import nn
 
 __version__ = "0.1.0"
 
+globals().update(_MATH_FUNCTIONS)  # tg.exp, tg.atan2 ...: one per row of the op table that is public
+
 
 __all__ = [
-    "Function", "Graph", "TracingError", "Value", "abs", "clamp", "cos", "draw", "exp", "grad",
-    "graph_of", "jit", "jvp", "nn",
-    "log", "log1p", "maximum", "minimum", "pow", "relu", "sigmoid", "sign", "sin", "softplus",
-    "sqrt", "tanh", "trace", "value_and_grad", "vjp", "vmap", "where",
-    "check_grads", "custom_jvp", "custom_vjp", "export_sympy", "hessian", "hvp", "jacfwd",
-    "jacobian", "jacrev", "optimize",
+    "Function", "Graph", "TracingError", "Value", "defop", "draw", "grad", "graph_of", "jit", "jvp", "nn",
+    "trace", "value_and_grad", "vjp", "vmap", "check_grads", "custom_jvp", "custom_vjp", "export_sympy",
+    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "optimize", *sorted(_MATH_FUNCTIONS),
 ]

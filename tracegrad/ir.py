@@ -80,12 +80,17 @@ class Graph:
     def fingerprint(self):
         """A hex SHA-256 of the graph's content (names excluded): the cache key of compiled code.
 
-        It hashes the ``repr`` of the nodes, exact for every float (``-0.0``, ``inf``, ``nan``).
+        It hashes the ``repr`` of the nodes, exact for every float (``-0.0``, ``inf``, ``nan``),
+        and the definition of each user-defined op the graph uses (``Op.token``, new at each
+        ``tg.defop``), so that code compiled for an op of the same name defined before is
+        never reused.
         """
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
             custom = tuple((kind, ins, outs, rule.fingerprint) for kind, ins, outs, rule in self.custom)
-            payload = repr(("tracegrad.graph", 2, self.nodes, self.inputs, self.outputs, custom))
+            content = ("tracegrad.graph", 2, self.nodes, self.inputs, self.outputs, custom)
+            user = sorted(TABLE[op].token for op in {node[0] for node in self.nodes} if not _builtin(op))
+            payload = repr(content + (tuple(user),) if user else content)
             cached = hashlib.sha256(payload.encode()).hexdigest()
             object.__setattr__(self, "_fingerprint", cached)
         return cached
@@ -118,7 +123,8 @@ class Graph:
                     raise ValueError(f"const node {i} must have no args and a float value")
                 continue
             if op not in TABLE:
-                raise ValueError(f"node {i} has unknown op {op!r}; known ops: {sorted(TABLE)}")
+                raise ValueError(f"node {i} uses the unknown op {op!r:.80}, not defined in this process: "
+                                 "define it with tg.defop first (as the code that made the graph did)")
             spec = TABLE[op]
             if not isinstance(args, tuple) or len(args) != spec.arity:
                 raise ValueError(f"node {i} ({op}) needs {spec.arity} args, has {args!r}")
@@ -235,6 +241,12 @@ class Graph:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _builtin(op):
+    """Whether the node kind ``op`` is an input, a constant or one of the package's own ops."""
+    spec = TABLE.get(op)
+    return spec is None or spec.builtin
 
 
 def evaluate(graph, args):

@@ -1,11 +1,13 @@
 """The table of primitives: one ``defop`` row per scalar operation, with every facet.
 
-Each row gives an op's name and arity, its evaluation on floats (IEEE, never raising),
-its vjp rule, its sympy counterpart, its Python source template, and optionally a
-jvp rule, an integer-free parameter (``powc``'s exponent) and a *lowering* into simpler
-primitives for backends that only implement the core. Rules are written with the
-functions of this module, so one rule serves floats (eager ``Value``), tracers
-(adjoint IR) and, by tracing the rule itself, higher derivatives.
+A row gives an op's name and arity, its evaluation on floats (IEEE, never raising), its
+vjp rule (optionally a jvp rule), its sympy counterpart, and *how compiled code computes
+it*, its form: an infix, prefix or compare operator, a select, a C function of doubles
+(``symbol`` in libm, or a user's ``address``), or else a ``lower`` rule composing other
+ops. Backends derive their code from the form; there is no list of op names outside this
+module. Rules are written with the functions of this module, so one rule serves floats
+(eager ``Value``), tracers (adjoint IR) and, by tracing the rule itself, higher
+derivatives. ``tg.defop`` is public: users add their own primitives the same way.
 
 ``bind(op, *args)`` applies an op to floats or to boxed values: a type that defines
 ``_tg_bind(op, args, param)`` and a ``_tg_level`` (tracers, ``Value``) takes over; the
@@ -15,8 +17,12 @@ method is called on the ``innermost`` of the arguments.
 >>> tg.exp(0.0), tg.maximum(1.0, 2.0), tg.where(0.0, 1.0, 2.0)
 (1.0, 2.0, 2.0)
 """
+import ctypes
+import hashlib
 import inspect
+import keyword
 import numbers
+import secrets
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -24,48 +30,173 @@ import numpy as np
 
 from . import _ieee
 
+INFIX = ("+", "-", "*", "/")
+PREFIX = ("-",)
+COMPARE = ("<", "<=", ">", ">=", "==", "!=")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Op:
-    """One primitive: see the module docstring for the meaning of each facet."""
+    """One primitive: a row of ``TABLE``, made by ``defop`` (see there for each facet).
+
+    ``builtin`` marks the package's own rows. ``ident`` is the name generated code uses
+    for the op: its name for a built-in, ``op_`` and a hash of the name for a user's op
+    (no user string reaches generated code). ``token`` identifies a user op's definition:
+    graph fingerprints include it, so compiled code of an earlier definition of the same
+    name is never reused. ``cfunc`` is the ctypes function of a ``symbol`` or ``address``.
+    An op is callable: ``op(x)`` is ``bind(op, x)``.
+    """
 
     name: str
     arity: int
     eval: Callable
     vjp: Callable
-    sympy: Callable
-    source: str
     jvp: Optional[Callable] = None
-    has_param: bool = False
+    sympy: Optional[Callable] = None
+    symbol: Optional[str] = None
+    address: Optional[int] = None
     lower: Optional[Callable] = None
-    commutative: bool = False
     infix: Optional[str] = None
     prefix: Optional[str] = None
     compare: Optional[str] = None
     select: bool = False
-    symbol: Optional[str] = None
-    address: Optional[int] = None
-    builtin: bool = True
+    has_param: bool = False
+    commutative: bool = False
+    builtin: bool = False
+    ident: str = ""
+    token: str = ""
+    cfunc: Optional[Callable] = None
 
-    @property
-    def ident(self):
-        return self.name
+    def __call__(self, *args, param=None):
+        return bind(self, *args, param=param)
 
     def __repr__(self):
         return f"Op({self.name})"
 
 
 TABLE: dict = {}
+_BUILTINS = None  # the names of the package's own rows, set once the table below is built
 
 
-def defop(name, arity, eval, vjp, sympy, source=None, **facets):
-    """Add a primitive to the table and return it."""
-    if source is None:
-        holes = ", ".join(f"{{{i}}}" for i in range(arity))
-        source = f"{name}({holes}, {{p}})" if facets.get("has_param") else f"{name}({holes})"
-    op = Op(name, arity, eval, vjp, sympy, source, **facets)
+def native(op):
+    """Whether compiled code computes ``op`` directly (it has a form), rather than through ``lower``."""
+    return bool(op.infix or op.prefix or op.compare or op.select or op.symbol) or op.address is not None
+
+
+_LIBM = []
+
+
+def libm():
+    """The C math library, through ctypes (loaded on first use)."""
+    def names():
+        yield from ("libm.so.6", "libm.dylib")
+        import ctypes.util
+        yield ctypes.util.find_library("m") or "ucrtbase"
+    for name in names() if not _LIBM else ():
+        try:
+            _LIBM.append(ctypes.CDLL(name))
+            break
+        except OSError:
+            continue
+    if not _LIBM:
+        raise OSError("tracegrad cannot find the C math library (libm) with ctypes")
+    return _LIBM[0]
+
+
+def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None, address=None, lower=None,
+          infix=None, prefix=None, compare=None, select=False, has_param=False, commutative=False):
+    """Define a primitive: add a row to the op table and return its ``Op`` (call it like a function).
+
+    - ``eval(*floats)``: the value on floats, IEEE (nan / inf, never an exception).
+      Default: the C function of ``symbol`` or ``address`` through ctypes, else ``lower``.
+    - ``vjp(g, out, *args)``: one cotangent per argument (None: zero), written with
+      tracegrad's ops, so that it differentiates again. Without one, differentiating
+      the op is a ``ValueError``; ``jvp(tangents, out, *args)`` defaults to one from ``vjp``.
+    - ``sympy(sp, *exprs)``: the op as a sympy expression (optional).
+    - How compiled backends compute it, one of: ``symbol``, the name of a libm function of
+      ``arity`` doubles returning a double; ``address``, the address of such a C function
+      of your own (``ctypes.cast(fn, ctypes.c_void_p).value``; keep ``fn`` alive);
+      ``lower``, a function of the arguments written with tracegrad's ops (compiled as
+      that composition). The package's own rows also use ``infix``, ``prefix``,
+      ``compare`` and ``select``.
+    - ``has_param``: the op takes a constant parameter after its arguments (``powc``'s
+      exponent); such ops need ``lower``. ``commutative``: a binary op with
+      ``op(x, y) == op(y, x)`` (one node for both orders).
+
+    ``name`` is an identifier, not one of the package's own ops; defining a name again
+    replaces your earlier definition (code compiled for the old one is not reused).
+
+    >>> import math, tracegrad as tg
+    >>> erf = tg.defop("my_erf", 1, eval=math.erf, symbol="erf",     # a user's own name; "erf" is built in
+    ...                vjp=lambda g, out, x: (g * (2 / math.sqrt(math.pi)) * tg.exp(-x * x),),
+    ...                sympy=lambda sp, x: sp.erf(x))
+    >>> round(tg.jit(tg.grad(lambda x: erf(x) * x), backend="llvm")(0.3), 12)
+    0.638005032345
+    >>> softsign = tg.defop("softsign", 1, eval=lambda x: x / (1 + abs(x)),
+    ...                     lower=lambda x: x / (1 + tg.abs(x)),          # compiled as a composition
+    ...                     vjp=lambda g, out, x: (g / (1 + tg.abs(x)) ** 2,))
+    >>> x = tg.Value(1.0); y = softsign(x); y.backward(); y.data, x.grad
+    (0.5, 0.25)
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name in ("input", "const"):
+        raise ValueError(f"an op name must be a Python identifier (not 'input' or 'const'), got {name!r:.80}")
+    if _BUILTINS is not None and name in _BUILTINS:
+        raise ValueError(f"{name!r} is one of tracegrad's own ops and cannot be redefined; choose another name")
+    if isinstance(arity, bool) or not isinstance(arity, int) or not 1 <= arity <= 3:
+        raise ValueError(f"arity must be 1, 2 or 3, got {arity!r}")
+    for facet, rule in (("eval", eval), ("vjp", vjp), ("jvp", jvp), ("sympy", sympy), ("lower", lower)):
+        if rule is not None and not callable(rule):
+            raise TypeError(f"{facet} of op {name!r} must be a function, got {type(rule).__name__}")
+    forms = [f for f, v in (("symbol", symbol), ("address", address), ("infix", infix), ("prefix", prefix),
+                            ("compare", compare), ("select", select)) if v is not None and v is not False]
+    if len(forms) + (lower is not None) != 1:
+        raise ValueError(f"op {name!r} needs exactly one way for compiled code to compute it: symbol=, "
+                         f"address= or lower= (got {', '.join(forms + ['lower'] * (lower is not None)) or 'none'})")
+    checks = {"infix": (infix in INFIX and arity == 2, f"one of {INFIX} with arity 2"),
+              "prefix": (prefix in PREFIX and arity == 1, "'-' with arity 1"),
+              "compare": (compare in COMPARE and arity == 2, f"one of {COMPARE} with arity 2"),
+              "select": (select is True and arity == 3, "True with arity 3")}
+    for form in forms:
+        if form in checks and not checks[form][0]:
+            raise ValueError(f"{form} of op {name!r} must be {checks[form][1]}")
+    if has_param and lower is None:
+        raise ValueError(f"op {name!r} has a parameter, so compiled code needs lower=(*args, param)")
+    if commutative and arity != 2:
+        raise ValueError(f"only a binary op can be commutative ({name!r} has arity {arity})")
+    cfunc = _cfunction(name, arity, symbol, address) if symbol is not None or address is not None else None
+    if eval is None:
+        eval = cfunc if cfunc is not None else lower
+    op = Op(name, arity, eval, vjp or _no_vjp(name), jvp, sympy, symbol, address, lower, infix, prefix, compare,
+            select, has_param, commutative, builtin=_BUILTINS is None,
+            ident=name if _BUILTINS is None else "op_" + hashlib.sha256(name.encode()).hexdigest()[:12],
+            token="" if _BUILTINS is None else secrets.token_hex(16), cfunc=cfunc)
     TABLE[name] = op
     return op
+
+
+def _cfunction(name, arity, symbol, address):
+    """The C function ``double f(double, ...)`` of a ``symbol`` in libm or at an ``address``, via ctypes."""
+    if symbol is not None:
+        if not isinstance(symbol, str) or not symbol.isidentifier() or keyword.iskeyword(symbol):
+            raise ValueError(f"symbol of op {name!r} must be the name of a C function, got {symbol!r:.80}")
+        try:
+            fn = libm()[symbol]  # a new function object: its argtypes are its own
+        except AttributeError:
+            raise ValueError(f"symbol {symbol!r} of op {name!r} is not a function of the C math library; "
+                             "for a C function of your own, give address=") from None
+        fn.argtypes, fn.restype = [ctypes.c_double] * arity, ctypes.c_double
+        return fn
+    if isinstance(address, bool) or not isinstance(address, int) or address <= 0:
+        raise TypeError(f"address of op {name!r} must be a positive int, the address of a C function of doubles "
+                        f"(ctypes.cast(fn, ctypes.c_void_p).value), got {address!r:.80}")
+    return ctypes.CFUNCTYPE(ctypes.c_double, *[ctypes.c_double] * arity)(address)
+
+
+def _no_vjp(name):
+    def vjp(g, out, *args):
+        raise ValueError(f"op {name!r} has no derivative rule: define it with tg.defop(..., vjp=...); "
+                         "for a derivative that is zero: vjp=lambda g, out, x: (None,)")
+    return vjp
 
 
 # ---------------------------------------------------------------- binding
@@ -142,56 +273,61 @@ def jvp_rule(op):
     return op.jvp or derived_jvp(op)
 
 
-_EXAMPLE_ARGS = {1: (0.5,), 2: (0.5, 2.0), 3: (1.0, 2.0, 3.0)}
-_PARAMETERS = {1: ("x",), 2: ("x", "y"), "where": ("cond", "a", "b"), "clamp": ("x", "lo", "hi")}
+PUBLIC = {}   # the public math functions (tg.exp ...), by name
+_METHODS = {}  # and those that are also methods of traced values and Values (x.exp() ...)
 
 
-def _function(op, summary="", example=None):
+def _function(op, summary="", example=None, names=None, method=True):
     """The function of ``op`` (``tg.exp`` ...), with a docstring whose example is evaluated now.
 
-    Without a ``summary`` it is an internal function, used by the rules (``div``, ``lt`` ...).
+    With a ``summary`` it is public: ``PUBLIC`` (so ``tracegrad.exp``) and, with
+    ``method``, a method of traced values and ``Value`` (``x.exp()``). Without one it is
+    internal, used by the rules (``div``, ``lt`` ...).
     """
     def fn(*args):
         return bind(op, *args)
-    args = example or _EXAMPLE_ARGS[op.arity]
+    args = example or {1: (0.5,), 2: (0.5, 2.0), 3: (1.0, 2.0, 3.0)}[op.arity]
+    names = names or ("x", "y", "z")[:op.arity]
     call = f"{op.name}({', '.join(map(repr, args))})"
     setup = "import tracegrad as tg" if summary else f"from tracegrad.ops import {op.name}"
     call = f"tg.{call}" if summary else call
     fn.__name__ = fn.__qualname__ = op.name
-    names = _PARAMETERS.get(op.name) or _PARAMETERS[op.arity]
     fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_ONLY) for n in names])
     fn.__doc__ = (f"{summary or 'The op ' + repr(op.name) + ' of the table.'}\n\nWorks on floats, traced values "
                   f"and ``Value``s; IEEE results, never raises.\n\n>>> {setup}\n>>> {call}\n{op.eval(*args)!r}\n")
+    if summary:
+        PUBLIC[op.name] = fn
+        if method:
+            _METHODS[op.name] = op
     return fn
 
 
 def _compare(name, test, sympy_rel, symbol):
-    return defop(
-        name, 2, lambda x, y: 1.0 if test(x, y) else 0.0,
-        vjp=lambda g, out, x, y: (None, None),
-        sympy=lambda sp, x, y: sp.Piecewise((1.0, sympy_rel(sp)(x, y)), (0.0, True)),
-        source=f"(1.0 if {{0}} {symbol} {{1}} else 0.0)")
+    return defop(name, 2, lambda x, y: 1.0 if test(x, y) else 0.0, compare=symbol,
+                 vjp=lambda g, out, x, y: (None, None),
+                 sympy=lambda sp, x, y: sp.Piecewise((1.0, sympy_rel(sp)(x, y)), (0.0, True)))
+
+
+def _zero(g, out, x):
+    return (None,)
 
 
 # ---------------------------------------------------------------- the table
 # Rules mirror PyTorch's derivative formulas (tools/autograd/derivatives.yaml), in
 # the same order of operations, so that results agree bit for bit where they can.
 
-ADD = defop("add", 2, lambda x, y: x + y, commutative=True,
-            vjp=lambda g, out, x, y: (g, g),
-            sympy=lambda sp, x, y: x + y, source="{0} + {1}")
-SUB = defop("sub", 2, lambda x, y: x - y,
-            vjp=lambda g, out, x, y: (g, -g),
-            sympy=lambda sp, x, y: x - y, source="{0} - {1}")
-MUL = defop("mul", 2, lambda x, y: x * y, commutative=True,
-            vjp=lambda g, out, x, y: (g * y, g * x),
-            sympy=lambda sp, x, y: x * y, source="{0} * {1}")
-DIV = defop("div", 2, _ieee.div,
-            vjp=lambda g, out, x, y: (div(g, y), -g * div(out, y)),
-            sympy=lambda sp, x, y: x / y)
-NEG = defop("neg", 1, lambda x: -x,
-            vjp=lambda g, out, x: (-g,),
-            sympy=lambda sp, x: -x, source="-{0}")
+ADD = defop("add", 2, lambda x, y: x + y, commutative=True, infix="+",
+            vjp=lambda g, out, x, y: (g, g), sympy=lambda sp, x, y: x + y)
+SUB = defop("sub", 2, lambda x, y: x - y, infix="-",
+            vjp=lambda g, out, x, y: (g, -g), sympy=lambda sp, x, y: x - y)
+MUL = defop("mul", 2, lambda x, y: x * y, commutative=True, infix="*",
+            vjp=lambda g, out, x, y: (g * y, g * x), sympy=lambda sp, x, y: x * y)
+DIV = defop("div", 2, _ieee.div, infix="/",  # IEEE: x / 0 is ±inf or nan, where Python's / raises
+            vjp=lambda g, out, x, y: (div(g, y), -g * div(out, y)), sympy=lambda sp, x, y: x / y)
+NEG = defop("neg", 1, lambda x: -x, prefix="-",
+            vjp=lambda g, out, x: (-g,), sympy=lambda sp, x: -x)
+
+
 def _powc(x, p):
     """``x ** p`` for a constant p, as PyTorch computes it: p = 0.5 is sqrt, p = 2 is x*x, ..."""
     if p == 2.0:
@@ -209,30 +345,29 @@ def _powc(x, p):
     return bind(POW, x, p)
 
 
-POWC = defop("powc", 1, _powc, has_param=True,  # x ** p, p a constant
+POWC = defop("powc", 1, _powc, has_param=True, lower=_powc,  # x ** p, p a constant
              vjp=lambda g, out, x, p: (None,) if p == 0.0 else (g * (p * bind(POWC, x, param=p - 1.0)),),
              sympy=lambda sp, x, p: x ** (sp.Integer(int(p)) if p.is_integer() else sp.Float(p)),
-             jvp=lambda ts, out, x, p: None if p == 0.0 else ts[0] * (p * bind(POWC, x, param=p - 1.0)),
-             lower=_powc)
-POW = defop("pow", 2, _ieee.pow,  # x ** y, both traced
+             jvp=lambda ts, out, x, p: None if p == 0.0 else ts[0] * (p * bind(POWC, x, param=p - 1.0)))
+POW = defop("pow", 2, _ieee.pow, symbol="pow",  # x ** y, both traced
             vjp=lambda g, out, x, y: (
-                where(y == 0.0, 0.0, g * (y * pow(x, y - 1.0))),
+                where(y == 0.0, 0.0, g * (y * bind(POW, x, y - 1.0))),  # pow even where y is a float
                 g * where((x == 0.0) * (y >= 0.0), 0.0, out * log(x))),
             sympy=lambda sp, x, y: x ** y)
-EXP = defop("exp", 1, _ieee.exp,
+EXP = defop("exp", 1, _ieee.exp, symbol="exp",
             vjp=lambda g, out, x: (g * out,), sympy=lambda sp, x: sp.exp(x))
-LOG = defop("log", 1, _ieee.log,
+LOG = defop("log", 1, _ieee.log, symbol="log",
             vjp=lambda g, out, x: (div(g, x),), sympy=lambda sp, x: sp.log(x))
-LOG1P = defop("log1p", 1, _ieee.log1p,
+LOG1P = defop("log1p", 1, _ieee.log1p, symbol="log1p",
               vjp=lambda g, out, x: (div(g, x + 1.0),),
               sympy=lambda sp, x: sp.codegen.cfunctions.log1p(x))  # accurate when lambdified
-SQRT = defop("sqrt", 1, _ieee.sqrt,
+SQRT = defop("sqrt", 1, _ieee.sqrt, symbol="sqrt",
              vjp=lambda g, out, x: (div(g, 2.0 * out),), sympy=lambda sp, x: sp.sqrt(x))
-SIN = defop("sin", 1, _ieee.sin,
+SIN = defop("sin", 1, _ieee.sin, symbol="sin",
             vjp=lambda g, out, x: (g * cos(x),), sympy=lambda sp, x: sp.sin(x))
-COS = defop("cos", 1, _ieee.cos,
+COS = defop("cos", 1, _ieee.cos, symbol="cos",
             vjp=lambda g, out, x: (g * -sin(x),), sympy=lambda sp, x: sp.cos(x))
-TANH = defop("tanh", 1, _ieee.tanh,
+TANH = defop("tanh", 1, _ieee.tanh, symbol="tanh",
              vjp=lambda g, out, x: (g * (1.0 - out * out),), sympy=lambda sp, x: sp.tanh(x))
 SIGMOID = defop("sigmoid", 1, lambda x: 1.0 / (1.0 + _ieee.exp(-x)),  # never overflows: 1/inf = 0
                 vjp=lambda g, out, x: ((g * (1.0 - out)) * out,),
@@ -250,9 +385,9 @@ RELU = defop("relu", 1, lambda x: 0.0 if x < 0.0 else x,  # relu(-0.0) = -0.0, r
              sympy=lambda sp, x: sp.Max(x, 0),
              lower=lambda x: where(x < 0.0, 0.0, x))
 SIGN = defop("sign", 1, _ieee.sign,  # sign(0) = sign(nan) = 0, as PyTorch
-             vjp=lambda g, out, x: (None,), sympy=lambda sp, x: sp.sign(x),
+             vjp=_zero, sympy=lambda sp, x: sp.sign(x),
              lower=lambda x: where(x > 0.0, 1.0, where(x < 0.0, -1.0, 0.0)))
-ABS = defop("abs", 1, abs,
+ABS = defop("abs", 1, abs, symbol="fabs",
             vjp=lambda g, out, x: (g * sign(x),),  # abs'(0) = 0
             sympy=lambda sp, x: sp.Abs(x))
 MAXIMUM = defop("maximum", 2, lambda x, y: x if x >= y or x != x else y,  # nan wins; ties: x
@@ -271,12 +406,11 @@ GT = _compare("gt", lambda x, y: x > y, lambda sp: sp.StrictGreaterThan, ">")
 GE = _compare("ge", lambda x, y: x >= y, lambda sp: sp.GreaterThan, ">=")
 EQ = _compare("eq", lambda x, y: x == y, lambda sp: sp.Eq, "==")
 NE = _compare("ne", lambda x, y: x != y, lambda sp: sp.Ne, "!=")
-WHERE = defop("where", 3, lambda c, x, y: x if c else y,  # c is true where nonzero (nan too)
+WHERE = defop("where", 3, lambda c, x, y: x if c else y, select=True,  # c is true where nonzero (nan too)
               vjp=lambda g, out, c, x, y: (None, masked(c, g), masked(c, g, negate=True)),
               jvp=lambda ts, out, c, x, y: None if ts[1] is None and ts[2] is None else where(
                   c, 0.0 if ts[1] is None else ts[1], 0.0 if ts[2] is None else ts[2]),
-              sympy=lambda sp, c, x, y: sp.Piecewise((x, sp.Ne(c, 0)), (y, True)),
-              source="({1} if {0} else {2})")
+              sympy=lambda sp, c, x, y: sp.Piecewise((x, sp.Ne(c, 0)), (y, True)))
 CLAMP = defop("clamp", 3,  # as torch.clamp(x, lo, hi): min(max(x, lo), hi), so hi wins if lo > hi
               lambda x, lo, hi: TABLE["minimum"].eval(TABLE["maximum"].eval(x, lo), hi),
               vjp=lambda g, out, x, lo, hi: (
@@ -286,25 +420,9 @@ CLAMP = defop("clamp", 3,  # as torch.clamp(x, lo, hi): min(max(x, lo), hi), so 
               sympy=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi),
               lower=lambda x, lo, hi: minimum(maximum(x, lo), hi))
 
-# TEMPORARY (the rows branch gives each row its form)
-import dataclasses as _dc
-for _n, _f in [("add", dict(infix="+")), ("sub", dict(infix="-")), ("mul", dict(infix="*")), ("div", dict(infix="/")),
-               ("neg", dict(prefix="-")), ("pow", dict(symbol="pow")), ("exp", dict(symbol="exp")),
-               ("log", dict(symbol="log")), ("log1p", dict(symbol="log1p")), ("sqrt", dict(symbol="sqrt")),
-               ("sin", dict(symbol="sin")), ("cos", dict(symbol="cos")), ("tanh", dict(symbol="tanh")),
-               ("abs", dict(symbol="fabs")), ("where", dict(select=True)), ("lt", dict(compare="<")),
-               ("le", dict(compare="<=")), ("gt", dict(compare=">")), ("ge", dict(compare=">=")),
-               ("eq", dict(compare="==")), ("ne", dict(compare="!="))]:
-    for _k, _v in _f.items():
-        object.__setattr__(TABLE[_n], _k, _v)
-
-
-def native(op):
-    return bool(op.infix or op.prefix or op.compare or op.select or op.symbol or op.address)
-
-
-# The public math functions: tg.exp(x) works on floats, tracers and Values alike.
-add, sub, mul, div, neg = map(_function, (ADD, SUB, MUL, DIV, NEG))
+# The internal functions the rules use, and the public math functions: tg.exp(x) works
+# on floats, tracers and Values alike, and x.exp() on tracers and Values.
+add, sub, mul, div, neg, lt, le, gt, ge, eq, ne = map(_function, (ADD, SUB, MUL, DIV, NEG, LT, LE, GT, GE, EQ, NE))
 exp = _function(EXP, "e to the power x.")
 log = _function(LOG, "Natural logarithm: nan below 0, -inf at 0.")
 log1p = _function(LOG1P, "log(1 + x), accurate for small x.")
@@ -321,10 +439,78 @@ maximum = _function(MAXIMUM, "The larger of x and y; nan if either is nan; ties 
 minimum = _function(MINIMUM, "The smaller of x and y; nan if either is nan; ties split the gradient evenly.")
 where = _function(WHERE, "a where cond is nonzero (nan counts as true), else b: ``where(cond, a, b)``.\n\n"
                   "The branch not taken gets a strong-zero gradient, so a nan or inf there never\n"
-                  "reaches the result's gradient. Use it instead of ``if`` on traced values.")
+                  "reaches the result's gradient. Use it instead of ``if`` on traced values.",
+                  names=("cond", "a", "b"), method=False)
 clamp = _function(CLAMP, "min(max(x, lo), hi) as torch.clamp: ``clamp(x, lo, hi)``; hi wins if lo > hi.",
-                  (1.5, 0.0, 1.0))
-lt, le, gt, ge, eq, ne = map(_function, (LT, LE, GT, GE, EQ, NE))
+                  (1.5, 0.0, 1.0), names=("x", "lo", "hi"))
+
+# The functions of Python's math module: C's function (symbol) and PyTorch's derivative.
+# One row each; its public function and method come with it.
+_LN2, _LN10, _2_SQRTPI = 0.6931471805599453, 2.3025850929940456, 1.1283791670955126
+_function(defop("tan", 1, _ieee.tan, symbol="tan", vjp=lambda g, out, x: (g * (1.0 + out * out),),
+                sympy=lambda sp, x: sp.tan(x)), "Tangent (radians): nan at ±inf.")
+_function(defop("asin", 1, _ieee.asin, symbol="asin", vjp=lambda g, out, x: (div(g, sqrt(1.0 - x * x)),),
+                sympy=lambda sp, x: sp.asin(x)), "Arcsine: nan outside [-1, 1]; its derivative is inf at ±1.")
+_function(defop("acos", 1, _ieee.acos, symbol="acos", vjp=lambda g, out, x: (-div(g, sqrt(1.0 - x * x)),),
+                sympy=lambda sp, x: sp.acos(x)), "Arccosine: nan outside [-1, 1]; its derivative is -inf at ±1.")
+_function(defop("atan", 1, _ieee.atan, symbol="atan", vjp=lambda g, out, x: (div(g, x * x + 1.0),),
+                sympy=lambda sp, x: sp.atan(x)), "Arctangent: ±pi/2 at ±inf.")
+def _atan2_vjp(g, out, y, x):  # as PyTorch: no gradient where x*x + y*y is 0 (or underflows to it)
+    square = y * y + x * x
+    r = where(square == 0.0, 0.0, div(1.0, square))
+    return g * x * r, g * -y * r
+
+
+_function(defop("atan2", 2, _ieee.atan2, symbol="atan2", vjp=_atan2_vjp, sympy=lambda sp, y, x: sp.atan2(y, x)),
+          "The angle of the point (x, y) as C's atan2(y, x): ``atan2(y, x)``, in [-pi, pi].", names=("y", "x"))
+_function(defop("sinh", 1, _ieee.sinh, symbol="sinh", vjp=lambda g, out, x: (g * cosh(x),),
+                sympy=lambda sp, x: sp.sinh(x)), "Hyperbolic sine: ±inf past ±710.")
+_function(defop("cosh", 1, _ieee.cosh, symbol="cosh", vjp=lambda g, out, x: (g * sinh(x),),
+                sympy=lambda sp, x: sp.cosh(x)), "Hyperbolic cosine: inf past ±710.")
+_function(defop("asinh", 1, _ieee.asinh, symbol="asinh", vjp=lambda g, out, x: (div(g, sqrt(x * x + 1.0)),),
+                sympy=lambda sp, x: sp.asinh(x)), "Inverse hyperbolic sine.")
+_function(defop("acosh", 1, _ieee.acosh, symbol="acosh", vjp=lambda g, out, x: (div(g, sqrt(x * x - 1.0)),),
+                sympy=lambda sp, x: sp.acosh(x)),
+          "Inverse hyperbolic cosine: nan below 1; its derivative is inf at 1.", (2.0,))
+_function(defop("atanh", 1, _ieee.atanh, symbol="atanh", vjp=lambda g, out, x: (div(g * 1.0, 1.0 - x * x),),
+                sympy=lambda sp, x: sp.atanh(x)), "Inverse hyperbolic tangent: ±inf at ±1, nan beyond.")
+_function(defop("expm1", 1, _ieee.expm1, symbol="expm1", vjp=lambda g, out, x: (g * (out + 1.0),),
+                sympy=lambda sp, x: sp.codegen.cfunctions.expm1(x)), "exp(x) - 1, accurate for small x.")
+_function(defop("exp2", 1, _ieee.exp2, symbol="exp2", vjp=lambda g, out, x: (g * out * _LN2,),
+                sympy=lambda sp, x: sp.codegen.cfunctions.exp2(x)), "2 to the power x.")
+_function(defop("log2", 1, _ieee.log2, symbol="log2", vjp=lambda g, out, x: (div(g, x * _LN2),),
+                sympy=lambda sp, x: sp.codegen.cfunctions.log2(x)), "Base-2 logarithm: nan below 0, -inf at 0.")
+_function(defop("log10", 1, _ieee.log10, symbol="log10", vjp=lambda g, out, x: (div(g, x * _LN10),),
+                sympy=lambda sp, x: sp.codegen.cfunctions.log10(x)), "Base-10 logarithm: nan below 0, -inf at 0.")
+_function(defop("erf", 1, _ieee.erf, symbol="erf", vjp=lambda g, out, x: (_2_SQRTPI * exp(-(x * x)) * g,),
+                sympy=lambda sp, x: sp.erf(x)), "The error function.")
+_function(defop("erfc", 1, _ieee.erfc, symbol="erfc", vjp=lambda g, out, x: (-_2_SQRTPI * exp(-(x * x)) * g,),
+                sympy=lambda sp, x: sp.erfc(x)), "1 - erf(x), accurate where erf(x) is near 1.")
+_function(defop("hypot", 2, symbol="hypot", commutative=True,  # C's hypot (CPython's is its own algorithm)
+                vjp=lambda g, out, x, y: (div(g * x, out), div(g * y, out)),
+                sympy=lambda sp, x, y: sp.codegen.cfunctions.hypot(x, y)),
+          "sqrt(x*x + y*y) without overflow: inf if x or y is.")
+_function(defop("cbrt", 1, _ieee.cbrt, symbol="cbrt", vjp=lambda g, out, x: (div(g, 3.0 * (out * out)),),
+                sympy=lambda sp, x: sp.real_root(x, 3)),
+          "Cube root, of negative numbers too; its derivative is inf at 0.")
+_function(defop("floor", 1, _ieee.floor, symbol="floor", vjp=_zero, sympy=lambda sp, x: sp.floor(x)),
+          "The largest integer <= x, as a float; its derivative is 0.", (-0.5,))
+_function(defop("ceil", 1, _ieee.ceil, symbol="ceil", vjp=_zero, sympy=lambda sp, x: sp.ceiling(x)),
+          "The smallest integer >= x, as a float (ceil(-0.5) is -0.0); its derivative is 0.", (-0.5,))
+_function(defop("trunc", 1, _ieee.trunc, symbol="trunc", vjp=_zero,
+                sympy=lambda sp, x: sp.sign(x) * sp.floor(sp.Abs(x))),
+          "x rounded toward 0, as a float; its derivative is 0.", (-1.5,))
+_function(defop("copysign", 2, _ieee.copysign,  # a nan's sign differs between backends, so nan counts as +
+                lower=lambda x, y: where((y < 0.0) + (div(1.0, y) < 0.0), -abs_(x), abs_(x)),
+                vjp=lambda g, out, x, y: (where(x == 0.0, 0.0, g * div(out, x)), None),
+                sympy=lambda sp, x, y: sp.Piecewise((-sp.Abs(x), y < 0), (sp.Abs(x), True))),
+          "|x| with the sign of y (-0.0 is negative; nan is positive); the derivative in y is 0.", (2.0, -0.0))
+_function(defop("fmod", 2, _ieee.fmod, symbol="fmod",  # in sympy: the function fmod(x, y), this row's eval
+                vjp=lambda g, out, x, y: (g, -g * trunc(div(x, y)))),
+          "The remainder of x / y with the sign of x, as C's fmod; nan for y = 0.", (5.5, 2.0))
+floor, trunc = PUBLIC["floor"], PUBLIC["trunc"]
+cosh, sinh = PUBLIC["cosh"], PUBLIC["sinh"]
+_BUILTINS = frozenset(TABLE)
 
 
 def pow(x, y):
@@ -340,8 +526,15 @@ def pow(x, y):
     return bind(POW, x, y)
 
 
+PUBLIC["pow"], PUBLIC["abs"] = pow, PUBLIC.pop("abs")
+
+
 class Arithmetic:
-    """Operators and micrograd-style methods shared by tracers and ``Value``."""
+    """Operators and micrograd-style methods shared by tracers and ``Value``.
+
+    Besides the operators, each public math function is a method: ``x.exp()``,
+    ``x.atan2(y)``, ``x.clamp(lo, hi)`` ...
+    """
 
     __slots__ = ()
     __array_priority__ = 1000  # np.float64(2) * x defers to x.__rmul__
@@ -360,15 +553,14 @@ class Arithmetic:
     def __pos__(self): return self
     def __abs__(self): return bind(ABS, self)
 
-    def exp(self): return bind(EXP, self)
-    def log(self): return bind(LOG, self)
-    def log1p(self): return bind(LOG1P, self)
-    def sqrt(self): return bind(SQRT, self)
-    def sin(self): return bind(SIN, self)
-    def cos(self): return bind(COS, self)
-    def tanh(self): return bind(TANH, self)
-    def sigmoid(self): return bind(SIGMOID, self)
-    def softplus(self): return bind(SOFTPLUS, self)
-    def relu(self): return bind(RELU, self)
-    def abs(self): return bind(ABS, self)
-    def clamp(self, lo, hi): return bind(CLAMP, self, lo, hi)
+
+def _method(op):
+    def method(self, *args):
+        return bind(op, self, *args)
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = f"``tg.{op.name}(self, ...)``."
+    return method
+
+
+for _name, _op in _METHODS.items():
+    setattr(Arithmetic, _name, _method(_op))

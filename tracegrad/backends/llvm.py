@@ -29,7 +29,6 @@ import threading
 import llvmlite
 import llvmlite.binding as llvm
 
-from ..ops import TABLE
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
 from .host import host
@@ -312,21 +311,15 @@ def compile(graph):
 
     Split (large) graphs skip the optimisation passes: on them the passes cost 25x the
     code generation (2.1 s against 0.08 s for a 6,500-node gradient), for IR that
-    arrives CSE'd and folded. A graph with user-defined ops is cached by its module
-    text, which holds what their rows make of it; others by fingerprint, so a warm
-    cache builds no text.
+    arrives CSE'd and folded. (A graph with user-defined ops has a fingerprint of its
+    own in each process: their definitions are part of it.)
     """
-    user = any(op in TABLE and not TABLE[op].builtin for op, _, _ in graph.nodes)
     path = os.path.join(cache_dir("llvm"), graph.fingerprint + ".o")
-    obj = None if user else read_entry(path, cache_key(graph))
+    obj = read_entry(path, cache_key(graph))
     cached = obj is not None
     if not cached:
         module, split = _module(lower(graph))
-        level = 0 if split else OPT_LEVEL
-        if user:
-            obj = cached_object(module.text(), level)
-        else:
-            obj = object_code(module.text(), level)
-            write_entry(path, cache_key(graph), obj)
+        obj = object_code(module.text(), 0 if split else OPT_LEVEL)
+        write_entry(path, cache_key(graph), obj)
     register()
     return Kernel(obj, len(graph.inputs), len(graph.outputs), cached)

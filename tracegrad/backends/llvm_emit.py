@@ -2,10 +2,10 @@
 
 An op's row says how compiled code computes it (``infix``, ``prefix``, ``compare``,
 ``select``, a C ``symbol`` of doubles or a user's ``address``); ops with none of these
-are lowered first (``transforms.lower``). A symbol that LLVM knows as an intrinsic is
-called as one (``llvm.sin.f64``); others are libm calls. In ``width`` SIMD lanes, a
-call becomes glibc's vectorised variant where ``vector_math`` allows it and the
-target may run one (``host().vector_variant``), else one call per lane.
+are lowered first (``transforms.lower``). C functions are declared free of side effects,
+so LLVM turns the ones it knows (``fabs``, ``sqrt``, ``floor`` ...) into instructions.
+In ``width`` SIMD lanes, a call becomes glibc's vectorised variant where ``vector_math``
+allows it and the target may run one (``host().vector_variant``), else one call per lane.
 
 >>> import tracegrad as tg
 >>> from tracegrad.backends.llvm_ir import Module
@@ -14,11 +14,10 @@ target may run one (``host().vector_variant``), else one call per lane.
 >>> nodes = Nodes(f, tg.trace(lambda x: tg.sin(x) * 2.0, 0.0), load=lambda i: f.params[0])
 >>> nodes.emit()
 >>> print("\\n".join(f.lines[1:]))
-  %v1 = call double @llvm.sin.f64(double %x)
+  %v1 = call double @sin(double %x)
   %v3 = fmul double %v1, 0x4000000000000000
 """
 import ctypes
-import ctypes.util
 import functools
 
 import llvmlite.binding as llvm
@@ -29,8 +28,6 @@ from .llvm_ir import Value, const, vector
 
 _INFIX = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}
 _COMPARE = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}  # une: nan is unequal
-_INTRINSICS = frozenset({"fabs", "sqrt", "exp", "exp2", "log", "log2", "log10", "sin", "cos", "pow",
-                         "floor", "ceil", "trunc", "copysign"})  # libm functions LLVM has intrinsics for
 
 
 class Nodes:
@@ -90,52 +87,36 @@ def _width(type):
 
 
 def _callee(module, op, width, vector_math):
-    """The function to call for a symbol op at ``width``, declared (or defined) in ``module``."""
-    symbol, arity = op.symbol or _user_symbol(op), op.arity
-    if op.symbol is not None and symbol not in _INTRINSICS:
-        _resolve(symbol)
-    if vector_math and width > 1:
-        variant = _vector_variant(symbol, arity, width)
-        if variant is not None:
-            return variant(module)
-    if symbol in _INTRINSICS:
-        name = f"llvm.{symbol}.{'f64' if width == 1 else f'v{width}f64'}"
-    elif width == 1:
-        name = symbol
-    else:
-        name = f"{symbol}.v{width}"
-        if name not in module.functions:
-            _in_parts(module, name, symbol, arity, 1, width)
-        return name
-    module.declare(name, vector(width), [vector(width)] * arity)
+    """The function to call for a C-function op at ``width``, declared (or defined) in ``module``."""
+    symbol, arity = _symbol(op), op.arity
+    if width == 1:
+        module.declare(symbol, "double", ["double"] * arity, _PURE)
+        return symbol
+    variant = _vector_variant(symbol, arity, width) if vector_math and op.symbol else None
+    if variant is not None:
+        return variant(module)
+    name = f"{symbol}.v{width}"
+    if name not in module.functions:
+        _in_parts(module, name, symbol, arity, 1, width)
     return name
 
 
-def _user_symbol(op):
-    """A user's C function by address, under a name that holds no user string."""
-    name = f"tg_{op.ident}"
-    llvm.add_symbol(name, op.address)
+_PURE = "memory(none) nounwind"  # errno is never read
+
+
+def _symbol(op):
+    """The name compiled code calls ``op``'s C function by (``tg_<ident>`` for an address: no
+    user string), made resolvable in the JIT."""
+    name = op.symbol or f"tg_{op.ident}"
+    llvm.add_symbol(name, ctypes.cast(op.cfunc, ctypes.c_void_p).value)
     return name
-
-
-@functools.lru_cache(maxsize=None)
-def _resolve(symbol):
-    """Make libm's ``symbol`` callable from JIT-compiled code."""
-    llvm.add_symbol(symbol, ctypes.cast(getattr(_libm(), symbol), ctypes.c_void_p).value)
 
 
 def register():
     """Make every C function an op's row names resolvable (before loading cached code that calls them)."""
     for op in list(TABLE.values()):
-        if op.address is not None:
-            _user_symbol(op)
-        elif op.symbol is not None and op.symbol not in _INTRINSICS:
-            _resolve(op.symbol)
-
-
-@functools.lru_cache(maxsize=None)
-def _libm():
-    return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        if op.cfunc is not None:
+            _symbol(op)
 
 
 @functools.lru_cache(maxsize=None)
@@ -176,7 +157,7 @@ def _in_parts(module, name, callee, arity, doubles, width):
     """Define ``<width x double> @name(...)``: ``@callee`` on each ``doubles``-lane part, joined."""
     fn = module.function(name, vector(width), [(vector(width), f"a{k}") for k in range(arity)], internal=True)
     if doubles == 1:
-        module.declare(callee, "double", ["double"] * arity)
+        module.declare(callee, "double", ["double"] * arity, _PURE)
     result = Value("poison", vector(width))
     for p in range(width // doubles):
         lanes = range(p * doubles, (p + 1) * doubles)

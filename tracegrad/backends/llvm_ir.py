@@ -72,8 +72,8 @@ class Module:
         self.functions[name] = fn
         return fn
 
-    def declare(self, name, ret, types):
-        self.declared.setdefault(name, f"declare {ret} @{name}({', '.join(types)})")
+    def declare(self, name, ret, types, attrs=""):
+        self.declared.setdefault(name, f"declare {ret} @{name}({', '.join(types)}) {attrs}".rstrip())
 
     def text(self):
         bodies = [fn.text() for fn in self.functions.values()]

@@ -28,17 +28,22 @@ import sys
 import numba
 
 from ..transforms.lower import lower
-from . import python
+from . import numba_runtime, python
 from .cache import read_entry, write_entry
 
-CORE = frozenset({"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos",
-                  "tanh", "abs", "lt", "le", "gt", "ge", "eq", "ne", "where"})
 HEADER = "import numba\nfrom tracegrad.backends.numba_runtime import *\n"
-DECORATOR = '@numba.njit(error_model="numpy", cache=True)\n'
+DECORATOR = '@numba.njit(error_model="numpy", cache={})\n'
+
+
+def _lowered(graph):
+    """The graph with its native ops only, the names its source calls, and whether numba may cache it."""
+    lowered = lower(graph)
+    return (lowered, *numba_runtime.namespace(lowered))
 
 
 def source(graph):
-    return python.source(lower(graph, CORE), HEADER, DECORATOR)
+    lowered, _, cacheable = _lowered(graph)
+    return python.source(lowered, HEADER, DECORATOR.format(cacheable))
 
 
 def compile(graph):
@@ -47,19 +52,23 @@ def compile(graph):
     numba's own cache files (pickles, which run code when loaded) are loaded only if
     they are the files this package recorded after writing them (a SHA-256 manifest
     next to them, see ``cache.write_entry``); any other file there is deleted first.
+    A graph that calls a C function through ctypes is compiled afresh in each process.
     """
-    module = python.load(graph, source(graph), "numba")
+    lowered, names, cacheable = _lowered(graph)
+    module = python.load(graph, python.source(lowered, HEADER, DECORATOR.format(cacheable)), "numba", names)
     sys.modules[module.__name__] = module  # numba's cache re-imports the module of what it loads
     kernel = module.kernel
-    folder, manifest = kernel._cache._cache_path, f"{graph.fingerprint}.manifest"
-    path = os.path.join(folder, manifest)
-    if read_entry(path, graph.fingerprint) != _digests(folder, graph.fingerprint, manifest):
-        for name in _names(folder, graph.fingerprint, manifest):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
+    if cacheable:
+        folder, manifest = kernel._cache._cache_path, f"{graph.fingerprint}.manifest"
+        path = os.path.join(folder, manifest)
+        if read_entry(path, graph.fingerprint) != _digests(folder, graph.fingerprint, manifest):
+            for name in _names(folder, graph.fingerprint, manifest):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
     kernel.compile((numba.float64,) * len(graph.inputs))
     kernel.disable_compile()  # float64 only: other argument types are a quick TypeError, never a new compile
-    write_entry(path, graph.fingerprint, _digests(folder, graph.fingerprint, manifest))
+    if cacheable:
+        write_entry(path, graph.fingerprint, _digests(folder, graph.fingerprint, manifest))
     return kernel
 
 

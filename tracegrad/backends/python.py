@@ -1,8 +1,12 @@
 """Generate straight-line Python source for a graph, write it to a real file, and load it.
 
 The source names values ``x0, x1 ...`` (inputs) and ``v12`` (nodes, as in the printed
-IR), and literals; it never contains a user string. The file is named by the graph's
-fingerprint, so tracebacks and ``inspect.getsource`` show it.
+IR), and literals; it never contains a user string. Each node's expression comes from its
+op's form: ``+ - *`` and ``-x`` are Python's operators, a compare is ``(1.0 if a < b else
+0.0)``, a select ``(a if c else b)``; anything else (``/``, whose Python form raises on
+zero, C functions, ops with a ``lower`` rule) calls the op's ``ident``, bound to its
+float evaluation (IEEE, never raising) when the code is loaded. The file is named by the
+graph's fingerprint, so tracebacks and ``inspect.getsource`` show it.
 
 >>> import tracegrad as tg
 >>> print(source(tg.trace(lambda x, y: tg.sin(x) * y, 1.0, 2.0)))  # doctest: +ELLIPSIS
@@ -22,6 +26,7 @@ import types
 
 from ..ir import literal
 from ..ops import TABLE
+from . import python_runtime
 from .cache import cache_dir, write_text
 
 HEADER = "from tracegrad.backends.python_runtime import *\n"
@@ -35,15 +40,26 @@ def value_names(graph):
     return names
 
 
+def expression(op, args, param=None):
+    """The Python expression of ``op`` (an ``Op``) on the argument names ``args``."""
+    if op.infix and op.infix != "/":
+        return f"{args[0]} {op.infix} {args[1]}"
+    if op.prefix:
+        return f"{op.prefix}{args[0]}"
+    if op.compare:
+        return f"(1.0 if {args[0]} {op.compare} {args[1]} else 0.0)"
+    if op.select:
+        return f"({args[1]} if {args[0]} else {args[2]})"
+    return f"{op.ident}({', '.join([*args, *([literal(param)] if op.has_param else [])])})"
+
+
 def body(graph, indent="    "):
     """The assignment lines of the kernel, one per node."""
     names = value_names(graph)
     lines = []
     for i, (op, args, param) in enumerate(graph.nodes):
-        if op in ("input", "const"):
-            continue
-        p = "" if param is None else literal(param)
-        lines.append(f"{indent}{names[i]} = " + TABLE[op].source.format(*(names[a] for a in args), p=p))
+        if op not in ("input", "const"):
+            lines.append(f"{indent}{names[i]} = {expression(TABLE[op], [names[a] for a in args], param)}")
     return lines
 
 
@@ -56,9 +72,10 @@ def source(graph, header=HEADER, decorator=""):
                       f"    return ({result.rstrip(' ')})", ""])
 
 
-def load(graph, text, subdir):
+def load(graph, text, subdir, namespace):
     """Write ``text`` to ``<cache>/<subdir>/<fingerprint>.py`` and run ``text`` as that module.
 
+    ``namespace`` holds the functions the text calls (a runtime's ``namespace(graph)``).
     What runs is ``text`` itself, compiled here, never the file or a cached bytecode
     (``.pyc``) of it: the file is there for tracebacks, ``inspect.getsource`` and numba's
     cache, so a file changed on disk cannot inject code.
@@ -66,11 +83,13 @@ def load(graph, text, subdir):
     path = write_text(os.path.join(cache_dir(subdir), graph.fingerprint + ".py"), text)
     mod = types.ModuleType(f"tracegrad_{subdir}_{graph.fingerprint[:16]}")
     mod.__file__ = path
+    mod.__dict__.update(namespace)
     exec(builtins.compile(text, path, "exec"), mod.__dict__)
     return mod
 
 
 def compile(graph):
-    kernel = load(graph, source(graph), "python").kernel
-    kernel.source = source(graph)
+    text = source(graph)
+    kernel = load(graph, text, "python", python_runtime.namespace(graph)).kernel
+    kernel.source = text
     return kernel

@@ -2,7 +2,9 @@
 
 Each node becomes the expression its op row's ``sympy`` facet builds from the
 expressions of its arguments; nothing is differentiated again, so an exported
-gradient is as large as its graph.
+gradient is as large as its graph. An op with no ``sympy`` facet is first replaced by
+its ``lower`` rule; one with neither (a C function) becomes a sympy function named
+by the op's ``ident`` that evaluates with the op's ``eval`` when lambdified.
 
 >>> import sympy as sp, tracegrad as tg
 >>> g = tg.trace(lambda x, y: tg.sin(x) * y, 0.0, 0.0)
@@ -13,13 +15,17 @@ import numpy as np
 import sympy as sp
 import sympy.codegen.cfunctions  # noqa: F401  (sp.codegen.cfunctions.log1p for the log1p row)
 
+from sympy.utilities.lambdify import implemented_function
+
 from ..ops import TABLE
+from ..transforms.lower import lower
 
 
 def sympy_exprs(graph, symbols):
     """The outputs of ``graph`` as sympy expressions of ``symbols`` (one per input)."""
     if len(symbols) != len(graph.inputs):
         raise ValueError(f"the graph has {len(graph.inputs)} inputs, got {len(symbols)} symbols")
+    graph = lower(graph, lambda op: op.sympy is not None or op.lower is None)
     env = []
     for op, args, param in graph.nodes:
         if op == "input":
@@ -31,11 +37,21 @@ def sympy_exprs(graph, symbols):
             extra = (param,) if spec.has_param else ()
             ins = [env[a] for a in args]
             try:
-                env.append(spec.sympy(sp, *ins, *extra))
+                env.append(spec.sympy(sp, *ins, *extra) if spec.sympy else _function(spec)(*ins))
             except (TypeError, ValueError) as e:
                 raise ValueError(f"sympy cannot express {op} of {ins} ({e}); "
                                  "keep nan out of comparisons, maximum and minimum") from None
     return [env[o] for o in graph.outputs]
+
+
+_functions = {}
+
+
+def _function(op):
+    """A sympy function named ``op.ident`` that lambdify evaluates with ``op.eval`` (one per definition)."""
+    if _functions.get(op.ident, (None,))[0] is not op:
+        _functions[op.ident] = op, implemented_function(op.ident, op.eval)
+    return _functions[op.ident][1]
 
 
 def _number(x):

@@ -1,8 +1,11 @@
-"""Rewrite derived ops into the core ops a backend implements, with each op's ``lower`` facet.
+"""Rewrite derived ops into the ops a backend implements, with each op's ``lower`` facet.
 
-The walk is the usual replay loop: ops in ``keep`` are re-bound as they are, the others
-are replaced by their ``lower`` rule; a rule may use other derived ops (softplus uses
-maximum), so the walk repeats until only kept ops remain. A constant parameter
+By default the ops kept are the native ones (``ops.native``: those with a form that
+compiled code computes directly, an operator or a C function); a backend may keep
+others (a predicate on the ``Op``, or a set of names). The walk is the usual replay
+loop: kept ops are re-bound as they are, the others are replaced by their ``lower``
+rule; a rule may use other derived ops (softplus uses maximum), so the walk repeats
+until only kept ops remain. A constant parameter
 (``powc``'s exponent) reaches the rule as a float.
 
 >>> import tracegrad as tg
@@ -17,17 +20,23 @@ from ..tracing import new_builder
 
 
 def lower(graph, keep=None):
-    """A graph computing the same values as ``graph`` with only the ops in ``keep`` (default: the native ones)."""
+    """A graph computing the same values as ``graph`` with only the ops that ``keep`` accepts.
+
+    ``keep``: a predicate on ``Op``s or a collection of op names; default ``ops.native``.
+    """
     if keep is None:
-        keep = {name for name, op in TABLE.items() if native(op)}
+        keep = native
+    elif not callable(keep):
+        names = frozenset(keep)
+        keep = lambda op: op.name in names  # noqa: E731
     while True:
-        missing = {op for op, _, _ in graph.nodes if op not in ("input", "const") and op not in keep}
+        missing = {op for op in {node[0] for node in graph.nodes} - {"input", "const"} if not keep(TABLE[op])}
         if not missing:
             return graph
         for op in missing:
             if TABLE[op].lower is None:
                 raise ValueError(f"op {op!r} has no lowering and the backend does not implement it")
-        graph = _lower_once(graph, keep)
+        graph = _lower_once(graph, {op for op, _, _ in graph.nodes} - missing)
 
 
 def _lower_once(graph, keep):
