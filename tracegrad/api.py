@@ -96,9 +96,14 @@ class Function:
             kernel = entry[3] = backends.compile(graph, self.backend, self.cache_dir)
         out = kernel(*[to_float(x) for x in leaves])
         if all(type(a) is float for a in args) and (out_tree == LEAF or _flat_tuple(out_tree, out)):
-            single, typed = out_tree == LEAF, self.backend == "numba"
-            self._fast_n, self._fast = len(args), (kernel, single, typed)
-            self._fast_direct = kernel if typed and not single else None
+            single = out_tree == LEAF
+            if hasattr(kernel, "native"):  # llvm: calls on floats enter the machine code directly
+                if type(self) is Function:
+                    self.__class__ = _native_class(kernel.native(single, Function.__call__.__get__(self)))
+            else:
+                typed = self.backend == "numba"
+                self._fast_n, self._fast = len(args), (kernel, single, typed)
+                self._fast_direct = kernel if typed and not single else None
         return unflatten(out_tree, out)
 
     @property
@@ -128,6 +133,12 @@ class Function:
 
     def __repr__(self):
         return f"<tracegrad.Function {getattr(self.fn, '__name__', self.fn)!r}>"
+
+
+def _native_class(call):
+    """A subclass of ``Function`` whose instances are called through ``call``, a builtin function
+    (``Kernel.native``): a call on plain floats runs no Python code at all."""
+    return type("Function", (Function,), {"__call__": call, "__doc__": Function.__doc__})
 
 
 def _flat_tuple(out_tree, out):

@@ -7,9 +7,9 @@ fingerprint (or module text), backend and variant; an evicted llvm artefact free
 machine code once nothing else holds it. It is safe to use from several threads. On
 disk, each backend keys its entries by the code version too (``cache``).
 
-With no backend named, ``choose`` picks llvm, except for graphs smaller than
-``SMALL_GRAPH`` nodes: a ctypes call costs about 1 µs, more than running such a graph
-as generated Python (see docs/backends.md for the measurements).
+With no backend named, graphs of every size go to llvm (``DEFAULT``): its kernels are
+called as native function objects, faster than generated Python even for tiny graphs
+(see docs/backends.md for the measurements).
 
 >>> import tracegrad as tg
 >>> kernel = compile(tg.trace(lambda x: x + 1.0, 0.0), "python")
@@ -24,7 +24,6 @@ from . import cache
 
 NAMES = ("interp", "python", "llvm", "numba", "sympy")
 DEFAULT = "llvm"
-SMALL_GRAPH = 80   # measured crossover: a 74-node gradient 1.66 µs python vs 1.83 µs llvm; 146 nodes 3.08 vs 2.06
 _CACHE_SIZE = 1024
 _cache = OrderedDict()
 _lock = threading.Lock()
@@ -37,19 +36,12 @@ def module(name):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def choose(graph, backend=None):
-    """The backend that runs ``graph``: ``backend`` if given, else python for tiny graphs, else llvm."""
-    if backend is not None:
-        return backend
-    return "python" if len(graph.nodes) < SMALL_GRAPH else DEFAULT
-
-
 def compile(graph, backend=None, cache_dir=None):
-    """The compiled kernel of ``graph`` for ``backend`` (default: ``choose``), cached.
+    """The compiled kernel of ``graph`` for ``backend`` (default: ``DEFAULT``), cached.
 
     ``cache_dir`` overrides where artefacts are stored on disk for this compile.
     """
-    backend = choose(graph, backend)
+    backend = backend or DEFAULT
 
     def build():
         with cache.using(cache_dir):
@@ -83,4 +75,4 @@ def llvm_lanes():
 
 def source(graph, backend=None):
     """The code ``backend`` generates for ``graph``, as text."""
-    return module(choose(graph, backend)).source(graph)
+    return module(backend or DEFAULT).source(graph)

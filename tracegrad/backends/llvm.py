@@ -29,9 +29,11 @@ import threading
 import llvmlite
 import llvmlite.binding as llvm
 
+from ..ops import to_float
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
 from .host import host
+from . import native
 from .llvm_emit import Nodes, register
 from .llvm_ir import Module, vector
 
@@ -136,6 +138,9 @@ def _module(graph):
         k.call(callee, "void", [*k.params, s], declare=False)
     k.ret()
     _rows(module, len(graph.inputs), len(graph.outputs))
+    native.entry(module, "entry_tuple", len(graph.inputs), len(graph.outputs), False)
+    if len(graph.outputs) == 1:
+        native.entry(module, "entry_one", len(graph.inputs), 1, True)
     return module, len(chunks) > 1
 
 
@@ -189,7 +194,7 @@ def _target_machine(level=OPT_LEVEL):
 
 
 _CODE = ("ops.py", "ir.py", "transforms/lower.py", "backends/llvm.py", "backends/llvm_loops.py", "backends/host.py",
-         "backends/llvm_ir.py", "backends/llvm_emit.py")
+         "backends/llvm_ir.py", "backends/llvm_emit.py", "backends/native.py")
 
 
 def _code_version():
@@ -277,28 +282,38 @@ def load(obj):
 
 
 class Kernel:
-    """A loaded object file: ``kernel(*floats) -> tuple`` and ``kernel.rows(...)`` for batches.
+    """A loaded object file: ``kernel(*floats) -> tuple``, ``kernel.rows(...)`` for batches, and
+    ``kernel.native(single, fallback)``, the kernel as a function object of Python floats.
 
-    The kernel owns its execution engine; dropping the last reference frees the code.
-    Calls are thread-safe (the code keeps all state on the stack).
+    The kernel owns its execution engine; dropping the last reference (its own and its
+    native functions') frees the code. Calls are thread-safe (the code keeps all state
+    on the stack).
     """
 
     def __init__(self, obj, n_in, n_out, cached):
         self._engine = load(obj)
-        k, rows = (self._engine.get_function_address(n) for n in ("k", "k_rows"))
+        address = self._engine.get_function_address
         self.n_in, self.n_out, self.cached = n_in, n_out, cached
-        self.address, self.rows_address = k, rows
-        self._k = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(k)
-        self._in, self._out = ctypes.c_double * max(n_in, 1), ctypes.c_double * max(n_out, 1)
+        self.address, self.rows_address = address("k"), address("k_rows")
+        self._entries = {True: address("entry_one") if n_out == 1 else None, False: address("entry_tuple")}
+        self._call = self.native(False, self._not_floats)
         p = ctypes.c_void_p
-        self._rows = ctypes.CFUNCTYPE(None, p, p, p, p, ctypes.c_int64, ctypes.c_int64)(rows)
+        self._rows = ctypes.CFUNCTYPE(None, p, p, p, p, ctypes.c_int64, ctypes.c_int64)(self.rows_address)
+
+    def native(self, single, fallback):
+        """A builtin function: ``n_in`` Python floats -> a float (``single``, for one output) or a
+        tuple of floats; any other arguments go to ``fallback(*args)``."""
+        if self._entries[single] is None:
+            raise ValueError(f"a kernel of {self.n_out} outputs returns a tuple, not one float")
+        return native.function(self._entries[single], fallback, self)
 
     def __call__(self, *xs):
+        return self._call(*xs)
+
+    def _not_floats(self, *xs):
         if len(xs) != self.n_in:
             raise TypeError(f"this kernel takes {self.n_in} arguments ({len(xs)} given)")
-        out = self._out()
-        self._k(self._in(*xs), out)
-        return tuple(out)
+        return self._call(*map(to_float, xs))
 
     def rows(self, ins, in_strides, outs, out_strides, start, stop):
         """Run rows ``start:stop``; the four arrays are int64 numpy arrays of addresses and element strides."""

@@ -75,6 +75,11 @@ class Module:
     def declare(self, name, ret, types, attrs=""):
         self.declared.setdefault(name, f"declare {ret} @{name}({', '.join(types)}) {attrs}".rstrip())
 
+    def external(self, name):
+        """The address of the data symbol ``name`` defined outside the module."""
+        self.declared.setdefault(name, f"@{name} = external global i8")
+        return Value(f"@{name}", "ptr")
+
     def text(self):
         bodies = [fn.text() for fn in self.functions.values()]
         undefined = [line for name, line in self.declared.items() if name not in self.functions]
