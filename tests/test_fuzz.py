@@ -46,9 +46,10 @@ def test_random_programs_agree_across_backends(graph, data):
 def test_random_programs_differentiate_like_forward_mode(graph, point):
     """Reverse mode (grad of the sum of outputs) against forward mode, one input at a time.
 
-    Points are 0 or of magnitude above 1e-100: near underflow, terms like 1/|x| are
-    huge and cancel, and the two modes add them in different orders (|x| + x/|x| at
-    x = 4e-233: reverse 1 + 2.6e232 - 2.6e232 = 0, forward 1).
+    The two modes add the same terms in different orders, so where terms cancel they
+    differ by rounding. Points are 0 or of magnitude above 1e-100: near underflow, terms
+    like 1/|x| are huge (|x| + x/|x| at x = 4e-233: reverse 1 + 2.6e232 - 2.6e232 = 0,
+    forward 1).
     """
     def f(*xs):
         return sum(evaluate(graph, list(xs)), 0.0)
@@ -58,7 +59,8 @@ def test_random_programs_differentiate_like_forward_mode(graph, point):
         tangents = tuple(1.0 if i == k else 0.0 for i in range(len(xs)))
         forward = tg.jvp(f, tuple(xs), tangents)[1]
         if math.isfinite(reverse[k]) and math.isfinite(forward):  # at singular points forward mode
-            assert same(reverse[k], forward), (graph, xs, k, reverse, forward)  # gives inf * 0 = nan
+            # gives inf * 0 = nan; terms that cancel (tanh(x) / tanh(x)) leave rounding noise of either sign
+            assert abs(reverse[k] - forward) <= 1e-10 * max(1.0, abs(forward)), (graph, xs, k, reverse, forward)
 
 
 LEAVES = st.floats(-10, 10) | st.integers(-5, 5)
