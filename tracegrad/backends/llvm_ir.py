@@ -95,15 +95,17 @@ class Function:
         self.header = (f"define {'internal ' if internal else ''}{ret} @{name}("
                        + ", ".join(f"{t} noalias %{n}" if t == "ptr" else f"{t} %{n}" for t, n in params)
                        + f") {attrs} {{")
-        self.lines, self.block, self._used = ["entry:"], "%entry", {"entry", *(n for _, n in params)}
+        self.lines, self.block = ["entry:"], "%entry"
+        self._used = dict.fromkeys(["entry", *(n for _, n in params)], 0)  # name -> last suffix tried
 
     def fresh(self, hint="t"):
         """A name not used yet in this function: ``%hint``, else ``%hint.1``, ``%hint.2`` ..."""
-        name, n = hint, 0
+        name, n = hint, self._used.get(hint, 0)
         while name in self._used:
             n += 1
             name = f"{hint}.{n}"
-        self._used.add(name)
+        self._used[hint] = n
+        self._used.setdefault(name, 0)
         return f"%{name}"
 
     def emit(self, text, type=None, name=None):

@@ -58,21 +58,20 @@ def entry(module, name, n_in, n_out, single):
     ok = fn.fresh("count")
     fn.branch(ok, fn.icmp("eq", nargs, integer(n_in)), general)
     fn.label(ok)
-    for i in range(n_in):
+    with fn.loop(n_in, name="a") as i:  # loops, not one block per argument: the entry stays small
         obj = fn.load("ptr", fn.gep("ptr", args, i))
         ok = fn.fresh("float")
         fn.branch(ok, fn.icmp("eq", fn.load("ptr", fn.gep("i8", obj, _TYPE_AT)), float_type), general)
         fn.label(ok)
         fn.store(fn.load("double", fn.gep("i8", obj, _FLOAT_AT)), fn.gep("double", x, i))
     fn.call("k", "void", [x, y], declare=False)
-    floats = [fn.call("PyFloat_FromDouble", "ptr", [fn.load("double", fn.gep("double", y, k))])
-              for k in range(n_out)]
     if single:
-        fn.ret(floats[0])
+        fn.ret(fn.call("PyFloat_FromDouble", "ptr", [fn.load("double", y)]))
     else:
         result = fn.call("PyTuple_New", "ptr", [integer(n_out)])
-        for k, value in enumerate(floats):  # a NULL (no memory) leaves the error set: the tuple reports it
-            fn.call("PyTuple_SetItem", "i32", [result, integer(k), value])
+        with fn.loop(n_out, name="o") as k:  # a NULL (no memory) leaves the error set: the tuple reports it
+            value = fn.call("PyFloat_FromDouble", "ptr", [fn.load("double", fn.gep("double", y, k))])
+            fn.call("PyTuple_SetItem", "i32", [result, k, value])
         fn.ret(result)
     fn.label(general)
     call = fn.call("PyTuple_GetItem", "ptr", [owner, integer(0)])
