@@ -79,7 +79,11 @@ def visualize_computation(root, filename=None, show_gradients=True, inline=False
     """
     dot = draw(root, show_grad=show_gradients, filename=filename, format=format)
     if inline:
-        from IPython.display import display
+        try:
+            from IPython.display import display
+        except ImportError:
+            raise ImportError("inline=True displays the drawing in Jupyter, which needs IPython "
+                              "(pip install ipython); without it, use filename=") from None
         display(dot)
     return dot
 
