@@ -785,3 +785,16 @@ def test_user_primitives_reach_values_through_their_rows(user_ops):
     assert h.param == 3.0 and h.parents == (x, y) and s.op == "seeds_softsign" and f.parents == (s, h, z)
     graph = tg.graph_of(out, inputs=[x, y, z])
     assert evaluate(graph, [0.7, -2.0, 1.5]) == [out.data]
+
+
+def test_models_pickle_and_copy_and_still_differentiate():
+    import copy
+    import pickle
+    model = tg.nn.MLP(2, [3, 1], seed=0)
+    x = [0.5, -1.0]
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        clone(x).backward()
+        model.zero_grad()
+        model(x).backward()
+        assert [p.grad for p in clone.parameters()] == [p.grad for p in model.parameters()] != [0.0] * 13
+        assert clone.parameters()[0]._fn is model.parameters()[0]._fn   # the one LEAF kind

@@ -50,6 +50,9 @@ class _Kind:
     def __repr__(self):
         return f"_Kind({self.kind})"
 
+    def __reduce__(self):  # pickle and copy by name: there is one of each
+        return self.kind.upper()
+
 
 LEAF, HAND, VJP = _Kind("leaf", 0), _Kind("hand", -1), _Kind("vjp", -1)
 

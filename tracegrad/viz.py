@@ -94,9 +94,9 @@ def compare_before_after_backward(root, filename=None, format="svg", rankdir="TB
 
     >>> from tracegrad import Value
     >>> x = Value(2.0, label="x"); y = x * x + x
-    >>> dot = compare_before_after_backward(y)           # doctest: +SKIP
-    >>> x.grad
-    5.0
+    >>> dot = compare_before_after_backward(y)           # needs the graphviz package
+    >>> x.grad, "before backward()" in dot.source
+    (5.0, True)
     """
     if not isinstance(root, Value):
         raise TypeError(f"compare_before_after_backward takes a Value, got {type(root).__name__}")
