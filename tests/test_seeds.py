@@ -394,7 +394,8 @@ def test_micro_autograd_quick_start_trains_its_neuron_towards_one():
 
 
 def test_micro_autograd_with_relu_neuron_stalls_as_the_page_says():
-    code = README[("000", "quick start")].replace("from micro_autograd.nn import Neuron", "from tracegrad.nn import Neuron")
+    code = README[("000", "quick start")].replace("from micro_autograd.nn import Neuron",
+                                                  "from tracegrad.nn import Neuron")
     namespace = {}
     random.seed(0)
     with contextlib.redirect_stdout(io.StringIO()):

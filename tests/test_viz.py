@@ -98,10 +98,11 @@ def _clusters(src):
 def test_before_after_backward_side_by_side_runs_backward_once():
     x, y, z = _seed_graph()
     dot = compare_before_after_backward(z)
-    assert (x.grad, y.grad, z.grad) == (1.0 + y.data * (1 - math.tanh(-6.0) ** 2), 2.0 * (1 - math.tanh(-6.0) ** 2), 1.0)
+    dtanh = 1 - math.tanh(-6.0) ** 2
+    assert (x.grad, y.grad, z.grad) == pytest.approx((1.0 + y.data * dtanh, 2.0 * dtanh, 1.0), rel=1e-15)
     parts = _clusters(dot.source)
     before, after = parts["cluster_before"], parts["cluster_after"]
-    assert "before backward()" in before and "grad" not in before.split("cluster_after")[0].replace("after backward", "")
+    assert "before backward()" in before and "grad" not in before
     assert f"grad {x.grad:.4f}" in after and "grad 1.0000" in after and "output" in before and "output" in after
     assert before.count("data ") == after.count("data ") == 5   # x, y, x*y, tanh, output
     assert "rank=same" in dot.source and "before0 -> after0 [style=invis]" in dot.source
@@ -174,3 +175,18 @@ def test_adjoint_drawing_rejects_what_it_cannot_draw():
     f.defvjp(lambda g, out, x: (2.0 * g,))
     with pytest.raises(ValueError, match="custom_vjp"):
         tg.draw(tg.trace(lambda x: f(x) + 1.0, 1.0), adjoint=True)
+
+
+def test_the_docs_pictures_are_these_drawings():
+    """docs/img/adjoint.svg and before_after_backward.svg: drawn by docs/seeds.md's code."""
+    import os
+    img = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "img")
+    with open(os.path.join(img, "adjoint.svg"), encoding="utf-8") as f:
+        adjoint = f.read()
+    graph = tg.trace(lambda x, y: tg.tanh(x * y + tg.sin(x)) * 2.0, 1.0, 2.0)
+    for label in ("serves v5 = tanh", "serves v3 = sin", "serves v2 = mul", "ct x", "ct y", "v7 = mul"):
+        assert f">{label}<" in adjoint and label in tg.draw(graph, adjoint=True).source
+    with open(os.path.join(img, "before_after_backward.svg"), encoding="utf-8") as f:
+        before_after = f.read()
+    assert "before backward()" in before_after and "after backward(): gradients" in before_after
+    assert ">grad 0.9999<" in before_after and ">out<" in before_after

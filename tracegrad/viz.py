@@ -108,9 +108,9 @@ def compare_before_after_backward(root, filename=None, format="svg", rankdir="TB
         with dot.subgraph(name=f"cluster_{name}") as part:
             part.attr(label=title, style="rounded")
             _draw_value(part, root, name == "after", prefix=name)
-    with dot.subgraph() as roots:  # the two roots level, "before" first: the graphs side by side
-        roots.attr(rank="same")
-        roots.edge("before0", "after0", style="invis")
+    with dot.subgraph() as level:  # the first node of each drawing on one rank, "before" first: side by side
+        level.attr(rank="same")
+        level.edge("before0", "after0", style="invis")
     return _save(dot, filename, format)
 
 
