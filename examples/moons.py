@@ -1,8 +1,9 @@
 """The micrograd moons demo, trained by tracegrad's compiled Trainer.
 
 MLP 2-16-16-1 (ReLU hidden, linear output), hinge loss with 1e-4 L2, 100 full-batch SGD
-steps with lr = 1.0 - 0.9 k / 100, as in micrograd's demo notebook. Prints progress
-and the final accuracy, and saves moons_decision_boundary.png and moons_loss.png.
+steps with lr = 1.0 - 0.9 k / 100, as in micrograd's demo notebook, on scikit-learn's
+``make_moons`` data (``pip install "tracegrad[demo]"``). Prints progress and the final
+accuracy, and saves moons_decision_boundary.png and moons_loss.png.
 
     python examples/moons.py [--epochs 100] [--no-plots] [--outdir .]
 """
@@ -11,23 +12,15 @@ import os
 import time
 
 import numpy as np
+from sklearn.datasets import make_moons
 
 import tracegrad as tg
 
 
 def make_data(n_samples=100, noise=0.1, seed=0):
-    """Two interleaving half circles: the same points as sklearn's
-    ``make_moons(n_samples, noise=noise, random_state=seed)``, without importing
-    sklearn (which alone would double this demo's memory), labels -1 / +1."""
-    rng = np.random.RandomState(seed)
-    n_out, n_in = n_samples // 2, n_samples - n_samples // 2
-    t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
-    X = np.vstack([np.append(np.cos(t_out), 1 - np.cos(t_in)),
-                   np.append(np.sin(t_out), 1 - np.sin(t_in) - 0.5)]).T
-    y = np.hstack([np.zeros(n_out), np.ones(n_in)])
-    order = np.arange(n_samples)
-    rng.shuffle(order)
-    return X[order] + rng.normal(scale=noise, size=X.shape), 2.0 * y[order] - 1.0
+    """scikit-learn's two interleaving half circles, with labels -1 / +1 for the hinge loss."""
+    X, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    return X, 2.0 * y - 1.0
 
 
 def train(X, y, epochs=100, progress=True):

@@ -85,10 +85,11 @@ def test_draw_escapes_value_labels():
     _dot_labels_are_text(tg.draw(y), [PAYLOAD, y.label])
 
 
-def test_draw_of_a_handmade_micrograd_node_ignores_its_op_string():
+def test_draw_of_a_handmade_micrograd_node_escapes_its_op_string():
     a = tg.Value(1.0, label="a")
     node = tg.Value(2.0, (a,), _op='"]; evil [label="x')
-    assert "evil" not in tg.draw(node).source
+    source = tg.draw(node).source
+    assert '"]; evil' not in source and "&quot;]; evil [label=&quot;x" in source   # shown as text
 
 
 def test_draw_escapes_graph_names():

@@ -364,9 +364,11 @@ def test_hand_built_micrograd_nodes_keep_their_children():
     node = Value(3.0, (a, b), "+")
     out = node * 2.0
     out.backward()
-    assert node.parents == (a, b) and node._prev == {a, b} and node._op == "+" and node.op == ""
-    assert (node.grad, a.grad, b.grad) == (2.0, 0.0, 0.0)  # a hand-built node passes nothing on
-    assert _topological_order(node) == [] and _topological_order(out) == [out]
+    assert node.parents == (a, b) and node._prev == {a, b} and node._op == "+" and node.op == "+"
+    assert (node.grad, a.grad, b.grad) == (2.0, 0.0, 0.0)  # no _backward assigned: it passes nothing on
+    assert _topological_order(node) == [node] and _topological_order(out) == [node, out]
+    assert out.topological_sort() == [a, b, node, out] and a.topological_sort() == [a]
+    assert node._backward() is None and a._backward() is None
 
 
 # ---------------------------------------------------------------- random graphs
@@ -495,3 +497,304 @@ def test_graph_of_unicode_labels_compiles_and_round_trips():
     assert graph.names == ("θ", "é") and str(graph).startswith("{ lambda θ:f64, é:f64 .")
     assert tg.Graph.from_json(graph.to_json()).names == ("θ", "é")
     assert compile_graph(graph, "python")(0.5, 2.0)[0] == y.data
+
+
+# ---------------------------------------------------------------- ops written by hand (seeds 003, 004)
+
+def _mul(self, other):  # micrograd's engine, as the seeds teach adding an op
+    out = Value(self.data * other.data, (self, other), "*")
+
+    def _backward():
+        self.grad += other.data * out.grad
+        other.grad += self.data * out.grad
+    out._backward = _backward
+    return out
+
+
+def _tanh(self):
+    t = math.tanh(self.data)
+    out = Value(t, (self,), "tanh")
+
+    def _backward():
+        self.grad += (1 - t ** 2) * out.grad
+    out._backward = _backward
+    return out
+
+
+def _swish(self):
+    s = 1.0 / (1.0 + math.exp(-self.data))
+    out = Value(self.data * s, (self,), "swish")
+
+    def _backward():
+        self.grad += (s + self.data * s * (1.0 - s)) * out.grad
+    out._backward = _backward
+    return out
+
+
+@pytest.fixture
+def swish_method():
+    Value.swish = _swish  # a user's op added to the class, as seed 004 suggests
+    yield
+    del Value.swish
+
+
+def test_hand_written_backward_matches_torch(swish_method):
+    a, b = Value(0.7, label="a"), Value(-1.3, label="b")
+    h = _mul(a, b)
+    y = (_tanh(h + a) * b + h.swish() + (a * h).relu() + _mul(h, h)) / 2.0
+    y.backward()
+    ta, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.7, -1.3))
+    th = ta * tb
+    ty = (torch.tanh(th + ta) * tb + torch.nn.functional.silu(th) + torch.relu(ta * th) + th * th) / 2.0
+    ty.backward()
+    assert y.data == pytest.approx(ty.item(), rel=1e-14)
+    assert (a.grad, b.grad) == pytest.approx((ta.grad.item(), tb.grad.item()), rel=1e-13)
+    assert h.op == "*" and h._op == "*" and h.parents == (a, b) and h._prev == {a, b}
+    assert h.swish().op == "swish"
+
+
+def test_backward_by_hand_in_topological_order_equals_backward(swish_method):
+    """micrograd's loop, written by the user: every node's _backward, in reverse topological order."""
+    def build():
+        x, w = Value(0.5, label="x"), Value(-2.0, label="w")
+        out = (_tanh(_mul(x, w) + x ** 2).swish() * w).sigmoid() + tg.where(x > 0, x, w) * 3.0
+        return out, x, w
+    out, x, w = build()
+    out.backward()
+    out2, x2, w2 = build()
+    out2.grad = 1.0
+    for v in reversed(out2.topological_sort()):
+        v._backward()
+    assert (x2.grad, w2.grad) == (x.grad, w.grad)
+    assert out2.topological_sort()[-1] is out2 and out2.topological_sort()[0] is x2
+
+
+def test_assigning_backward_replaces_a_rows_rule():
+    a = Value(3.0)
+    y = a * a
+    y._backward = lambda: setattr(a, "grad", a.grad + 10.0 * y.grad)
+    (y * 2.0).backward()
+    assert a.grad == 20.0 and y.parents == (a, a) and y._op == "*" and y.op == "*"
+
+
+def test_backward_must_be_a_function():
+    with pytest.raises(TypeError, match="function of no arguments"):
+        Value(1.0)._backward = 3.0
+
+
+def test_topological_sort_is_a_recursive_dfs_with_leaves_and_iterative():
+    a, b = Value(1.0, label="a"), Value(2.0, label="b")
+    c = a * b
+    d = (c + a).tanh() + b * c
+    assert [v.label or v.op for v in d.topological_sort()] == ["a", "b", "mul", "add", "tanh", "mul", "add"]
+    x = Value(1.0)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0 + 0.0
+    order = y.topological_sort()
+    assert len(order) == 200_001 and order[0] is x and order[-1] is y
+
+
+@settings(max_examples=40, deadline=None)
+@given(programs())
+def test_topological_sort_matches_recursive_order_and_manual_backward(program):
+    nodes = _run(program, Value, 1)
+    root = nodes[-1]
+
+    def reference(root):  # micrograd's build_topo, in argument order
+        order, seen = [], set()
+
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                for p in v.parents:
+                    visit(p)
+                order.append(v)
+        visit(root)
+        return order
+    assert root.topological_sort() == reference(root)
+    root.backward()
+    manual = _run(program, Value, 1)
+    manual[-1].grad = 1.0
+    for v in reversed(manual[-1].topological_sort()):
+        v._backward()
+    assert [v.grad for v in manual] == pytest.approx([v.grad for v in nodes], rel=0, abs=0, nan_ok=True)
+
+
+def test_a_value_graph_with_hand_written_backward_cannot_be_compiled(swish_method):
+    x = Value(0.5, label="x")
+    y = x.swish() * 2.0
+    with pytest.raises(tg.TracingError, match=r"op 'swish'.*_backward written by hand.*tg\.defop"):
+        tg.graph_of(y, inputs=[x])
+    node = Value(1.0, (x,), "mine", label="m")
+    with pytest.raises(tg.TracingError, match=r"op 'mine', label 'm'.*built by hand.*tg\.defop"):
+        tg.graph_of(node + x, inputs=[x])
+    with pytest.raises(ValueError, match="leaf"):
+        tg.graph_of(node, inputs=[node])
+    # traced code meets such an op through its .data or its method: jit, grad and the Trainer say so
+    with pytest.raises(tg.TracingError, match=r"`\.swish` of a traced value at test_value\.py.*tg\.defop"):
+        tg.jit(lambda v: v.swish())(0.5)
+    with pytest.raises(tg.TracingError, match=r"`\.data` of a traced value at test_value\.py.*tg\.defop"):
+        tg.grad(_tanh)(0.5)
+
+    class Swish(tg.nn.Module):
+        def __init__(self):
+            self.w = Value(0.3)
+
+        def __call__(self, x):
+            return (self.w * x[0]).swish()
+
+        def parameters(self):
+            return [self.w]
+    with pytest.raises(tg.TracingError, match=r"`\.swish`.*tg\.defop"):
+        tg.nn.Trainer(Swish(), loss="mse").fit(np.array([[1.0]]), np.array([1.0]), epochs=1, progress=False)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        tg.jit(lambda v: v.nonsense)(0.5)
+
+
+def test_value_of_a_traced_value_is_a_tracing_error():
+    with pytest.raises(tg.TracingError, match="tg.defop"):
+        tg.grad(lambda x: Value(x) * 2.0)(1.0)
+
+
+# ---------------------------------------------------------------- custom rules on Values
+
+def _norm_vjp():
+    @tg.custom_vjp
+    def norm(x, y):
+        return tg.sqrt(x * x + y * y)
+
+    @norm.defvjp
+    def rule(g, out, x, y):
+        return (g * x / out, g * y / out)
+    return norm
+
+
+def test_custom_vjp_rule_applies_to_values():
+    ignored = tg.custom_vjp(lambda x: 0.0 * x)   # the rule, not the body, gives the gradient
+    ignored.defvjp(lambda g, out, x: (g,))
+    x = Value(2.0)
+    ignored(x).backward()
+    assert x.grad == 1.0
+    norm = _norm_vjp()
+    a, b = Value(3.0), Value(-4.0)
+    out = (norm(a, b) * a).tanh() + norm(b, 2.0)
+    out.backward()
+    ta, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (3.0, -4.0))
+    tout = (torch.sqrt(ta * ta + tb * tb) * ta).tanh() + torch.sqrt(tb * tb + 4.0)
+    tout.backward()
+    assert out.data == pytest.approx(tout.item(), rel=1e-14)
+    assert (a.grad, b.grad) == pytest.approx((ta.grad.item(), tb.grad.item()), rel=1e-12)
+    assert norm(a, b).op == "norm" and norm(a, 1.0).parents == (a,)
+    with pytest.raises(tg.TracingError, match=r"custom rule function 'norm'.*tg\.jit"):
+        tg.graph_of(norm(a, b), inputs=[a, b])
+
+
+def test_custom_vjp_with_several_outputs_and_pytree_arguments_on_values():
+    @tg.custom_vjp
+    def polar(p):
+        x, y = p["x"], p["y"]
+        return [tg.sqrt(x * x + y * y), x * y]
+
+    @polar.defvjp
+    def rule(g, out, p):
+        r = out[0]
+        return ({"x": g[0] * p["x"] / r + g[1] * p["y"], "y": g[0] * p["y"] / r + g[1] * p["x"]},)
+    x, y = Value(0.6), Value(-0.8)
+    r, prod = polar({"x": x, "y": y})
+    (r * 2.0 + prod.exp() * r).backward()
+    tx, ty = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.6, -0.8))
+    tr = torch.sqrt(tx * tx + ty * ty)
+    (tr * 2.0 + torch.exp(tx * ty) * tr).backward()
+    assert (x.grad, y.grad) == pytest.approx((tx.grad.item(), ty.grad.item()), rel=1e-12)
+    # traced, the same rule gives the same gradient
+    traced = tg.grad(lambda a, b: (lambda o: o[0] * 2.0 + tg.exp(o[1]) * o[0])(polar({"x": a, "y": b})),
+                     argnums=(0, 1))(0.6, -0.8)
+    assert traced == pytest.approx((x.grad, y.grad), rel=1e-14)
+
+
+def test_custom_jvp_rule_applies_to_values():
+    f = tg.custom_jvp(lambda x, y: x * tg.sin(y))
+    f.defjvp(lambda p, t: (p[0] * tg.sin(p[1]), t[0] * tg.sin(p[1]) + p[0] * tg.cos(p[1]) * t[1]))
+    x, y = Value(3.0), Value(0.5)
+    out = f(x, y) ** 2 + f(2.0, y)
+    out.backward()
+    tx, ty = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (3.0, 0.5))
+    ((tx * torch.sin(ty)) ** 2 + 2.0 * torch.sin(ty)).backward()
+    assert (x.grad, y.grad) == pytest.approx((tx.grad.item(), ty.grad.item()), rel=1e-13)
+    clipped = tg.custom_jvp(lambda x: tg.clamp(x, -1.0, 1.0))   # a straight-through gradient
+    clipped.defjvp(lambda p, t: (tg.clamp(p[0], -1.0, 1.0), t[0]))
+    z = Value(5.0)
+    (clipped(z) * 3.0).backward()
+    assert z.grad == 3.0
+
+
+def test_custom_rule_errors_on_values():
+    f = tg.custom_vjp(lambda x: x * 2.0)
+    with pytest.raises(TypeError, match="no rule yet"):
+        f(Value(1.0))
+    f.defvjp(lambda g, out, x: (g, g))
+    y = f(Value(1.0))
+    with pytest.raises(TypeError, match="one cotangent per argument"):
+        y.backward()
+
+
+def _defop(name, arity, **facets):
+    """A user primitive, through tg.defop where it exists (else the package's own defop)."""
+    from tracegrad import ops
+    define = getattr(tg, "defop", None) or ops.defop
+    return define(name, arity, **facets)
+
+
+@pytest.fixture
+def user_ops():
+    from tracegrad import ops
+    made = {
+        "seeds_softsign": _defop("seeds_softsign", 1, eval=lambda x: x / (1.0 + abs(x)),
+                                 lower=lambda x: x / (1.0 + tg.abs(x)), sympy=lambda sp, x: x / (1 + sp.Abs(x)),
+                                 vjp=lambda g, out, x: (g / (1.0 + tg.abs(x)) ** 2,)),
+        "seeds_scaled_hypot": _defop("seeds_scaled_hypot", 2, has_param=True,
+                                     eval=lambda x, y, p: p * math.hypot(x, y),
+                                     lower=lambda x, y, p: p * tg.sqrt(x * x + y * y),
+                                     sympy=lambda sp, x, y, p: p * sp.sqrt(x * x + y * y),
+                                     vjp=lambda g, out, x, y, p: (g * p * p * x / out, g * p * p * y / out)),
+        "seeds_fma": _defop("seeds_fma", 3, eval=lambda x, y, z: x * y + z, lower=lambda x, y, z: x * y + z,
+                            sympy=lambda sp, x, y, z: x * y + z,
+                            vjp=lambda g, out, x, y, z: (g * y, g * x, g)),
+    }
+    yield made
+    for name in made:
+        ops.TABLE.pop(name, None)
+
+
+def test_user_primitives_reach_values_through_their_rows(user_ops):
+    from tracegrad.ops import bind
+    x, y, z = Value(0.7), Value(-2.0), Value(1.5)
+    s = bind(user_ops["seeds_softsign"], x)
+    h = bind(user_ops["seeds_scaled_hypot"], x, y, param=3.0)
+    f = bind(user_ops["seeds_fma"], s, h, z)
+    out = f * y + bind(user_ops["seeds_fma"], 2.0, x, 1.0)
+    out.backward()
+    tx, ty, tz = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.7, -2.0, 1.5))
+    ts = tx / (1 + tx.abs())
+    th = 3.0 * torch.sqrt(tx * tx + ty * ty)
+    tout = (ts * th + tz) * ty + (2.0 * tx + 1.0)
+    tout.backward()
+    assert out.data == pytest.approx(tout.item(), rel=1e-14)
+    assert (x.grad, y.grad, z.grad) == pytest.approx((tx.grad.item(), ty.grad.item(), tz.grad.item()), rel=1e-13)
+    assert h.param == 3.0 and h.parents == (x, y) and s.op == "seeds_softsign" and f.parents == (s, h, z)
+    graph = tg.graph_of(out, inputs=[x, y, z])
+    assert evaluate(graph, [0.7, -2.0, 1.5]) == [out.data]
+
+
+def test_models_pickle_and_copy_and_still_differentiate():
+    import copy
+    import pickle
+    model = tg.nn.MLP(2, [3, 1], seed=0)
+    x = [0.5, -1.0]
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        clone(x).backward()
+        model.zero_grad()
+        model(x).backward()
+        assert [p.grad for p in clone.parameters()] == [p.grad for p in model.parameters()] != [0.0] * 13
+        assert clone.parameters()[0]._fn is model.parameters()[0]._fn   # the one LEAF kind

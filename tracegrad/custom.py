@@ -4,8 +4,9 @@ Called on traced values, a decorated function records its body as usual and mark
 the recorded outputs as a *custom rule region* of the graph (``Graph.custom``): the
 user's rule, traced into a graph of its own, replaces the derivative of the body in
 reverse and forward mode. The rule is traced with the library's ops, so derivatives
-of higher order differentiate the rule. On floats the function runs as written; an
-eager ``Value`` differentiates the body (the rule is for traced code).
+of higher order differentiate the rule. On floats the function runs as written. On
+eager ``Value``s the body runs on their floats and each output is a Value whose
+``backward()`` applies the rule.
 
 >>> import tracegrad as tg
 >>> @tg.custom_vjp
@@ -19,8 +20,10 @@ import functools
 
 from .errors import TracingError
 from .ir import Builder, evaluate
+from .ops import innermost, to_float
 from .pytree import flatten, num_leaves, unflatten
-from .tracing import Tracer, trace_flat
+from .tracing import trace_flat
+from .value import Value, custom_value
 
 
 class _Custom:
@@ -34,10 +37,13 @@ class _Custom:
 
     def __call__(self, *args):
         leaves, in_tree = flatten(args)
-        if self._in_rule or not any(isinstance(x, Tracer) for x in leaves):
-            return self.fn(*args)  # floats, Values, or a call from inside its own rule
+        box = innermost(leaves)
+        if self._in_rule or box is None:
+            return self.fn(*args)  # floats, or a call from inside its own rule
         if self.rule is None:
             raise TypeError(f"{self.__name__} has no rule yet: call .def{self.kind}(rule) before using it")
+        if isinstance(box, Value):
+            return self._call_on_values(leaves, in_tree)
         body, out_tree, captured = trace_flat(self.fn, args)
         if captured:
             raise TracingError(
@@ -52,12 +58,26 @@ class _Custom:
         b.custom.append((self.kind, tuple(b.inputs), outs, rule))
         return unflatten(out_tree, evaluate(b.graph(outs), leaves))
 
+    def _call_on_values(self, leaves, in_tree):
+        """The eager call: the body on the Values' floats; each output a Value whose ``backward``
+        applies the rule to its cotangent (the rule is linear in it, so the outputs' rules add up)."""
+        data = [x.data if isinstance(x, Value) else to_float(x) for x in leaves]
+        primals = unflatten(in_tree, data)
+        out = self.fn(*primals)
+        out_leaves, out_tree = flatten(out)
+        boxed = [i for i, x in enumerate(leaves) if isinstance(x, Value)]
+        parents = tuple(leaves[i] for i in boxed)
+        outputs = [custom_value(o, parents, vjp, self.__name__)
+                   for o, vjp in zip(out_leaves, self._eager_vjps(out, out_tree, primals, boxed))]
+        return unflatten(out_tree, outputs)
+
     def _rule_graph(self, body, in_tree, out_tree, args):
         n = len(body.inputs)
 
         def rule(*flat):
             primals = unflatten(in_tree, flat[:n])
-            result = self._call_rule(body, out_tree, primals, flat[:n], flat[n:])
+            out = unflatten(out_tree, evaluate(body, list(flat[:n])))
+            result = self._call_rule(out, out_tree, primals, flat[n:])
             return [0.0 if r is None else r for r in result]
         extra = [0.0] * (n if self.kind == "jvp" else len(body.outputs))
         self._in_rule = True
@@ -114,8 +134,19 @@ class custom_vjp(_Custom):
         self.rule = rule
         return rule
 
-    def _call_rule(self, body, out_tree, primals, flat_args, cts):
-        out = unflatten(out_tree, evaluate(body, list(flat_args)))
+    def _eager_vjps(self, out, out_tree, primals, boxed):
+        """Per output, ``vjp(g)``: the cotangents of the Value arguments (positions ``boxed``)
+        from that output's cotangent ``g``, the rule's called with ``g`` there and 0 elsewhere."""
+        def vjp_of(j):
+            def vjp(g):
+                cts = [0.0] * num_leaves(out_tree)
+                cts[j] = g
+                result = self._call_rule(out, out_tree, primals, cts)
+                return [result[i] for i in boxed]
+            return vjp
+        return [vjp_of(j) for j in range(num_leaves(out_tree))]
+
+    def _call_rule(self, out, out_tree, primals, cts):
         result = self.rule(unflatten(out_tree, cts), out, *primals)
         if len(primals) == 1 and not isinstance(result, (tuple, list)):
             result = (result,)
@@ -151,7 +182,20 @@ class custom_jvp(_Custom):
             raise TypeError(f"defjvp takes a function rule(primals, tangents), got {type(rule).__name__}")
         self.rule = rule
 
-    def _call_rule(self, body, out_tree, primals, flat_args, tangents):
+    def _eager_vjps(self, out, out_tree, primals, boxed):
+        """Per output, ``vjp(g)``: the transpose of the rule, from the Jacobian that the rule gives
+        with a unit tangent in each Value argument (positions ``boxed``), taken now."""
+        n = num_leaves(flatten(primals)[1])
+        columns = []
+        for i in boxed:
+            tangents = [0.0] * n
+            tangents[i] = 1.0
+            columns.append(self._call_rule(out, out_tree, primals, tangents))
+        def vjp_of(j):
+            return lambda g: [None if column[j] is None else g * column[j] for column in columns]
+        return [vjp_of(j) for j in range(num_leaves(out_tree))]
+
+    def _call_rule(self, out, out_tree, primals, tangents):
         in_tree = flatten(primals)[1]
         result = self.rule(tuple(primals), tuple(unflatten(in_tree, tangents)))
         if not (isinstance(result, tuple) and len(result) == 2):

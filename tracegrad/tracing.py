@@ -21,6 +21,7 @@ from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
 from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
 from .pytree import LEAF, elementwise, flatten, is_boxed, leaf_names, unflatten
+from .value import Value
 
 _state = threading.local()
 
@@ -123,6 +124,15 @@ class Tracer(Arithmetic):
 
     def __format__(self, spec):
         return self.__float__() if spec else repr(self)
+
+    def __getattr__(self, name):  # only for names a Tracer lacks: Value's data, grad, a method added by hand
+        if not hasattr(Value, name):
+            raise AttributeError(f"'Tracer' object has no attribute {name!r}")
+        raise TracingError(
+            f"`.{name}` of a traced value at {user_location()}: it is an attribute of Value that traced values "
+            "do not have. An op written micrograd-style (computed from `.data`, with a hand-written `_backward`) "
+            "cannot be traced or compiled; define it with tg.defop(name, arity, eval=..., vjp=...), which works "
+            "on Values and in traced code alike")
 
     def __repr__(self):
         return f"Tracer(v{self.index})"

@@ -12,7 +12,6 @@ import numpy as np
 
 from .. import ops
 from ..custom import custom_vjp
-from ..value import Value
 
 _EPS = float(np.float32(1e-12))  # PyTorch's EPSILON in binary_cross_entropy's backward, a C++ float
 
@@ -81,19 +80,6 @@ def _bce_rule(g, out, p, t):
             g * ops.clamp(-ops.log(ops.div(p, 1.0 - p)), -100.0, 100.0))
 
 
-def _bce_sample(p, t):
-    """``_bce`` for floats, tracers and Values: an eager Value differentiates a custom_vjp's
-    body, not its rule, so the rule's derivatives are attached with ``x - x.data`` terms."""
-    if not isinstance(ops.innermost((p, t)), Value):
-        return _bce(p, t)
-    data = [x.data if isinstance(x, Value) else ops.to_float(x) for x in (p, t)]
-    loss = _bce(*data)
-    for x, d, slope in zip((p, t), data, _bce_rule(1.0, loss, *data)):
-        if isinstance(x, Value):
-            loss = loss + (x - d) * slope  # value + 0.0, gradient slope
-    return loss
-
-
 def binary_cross_entropy(preds, targets, from_logits=False):
     """Mean of ``-(t log p + (1 - t) log(1 - p))``, targets in [0, 1].
 
@@ -111,4 +97,4 @@ def binary_cross_entropy(preds, targets, from_logits=False):
     preds, targets = _pairs(preds, targets, "binary_cross_entropy")
     if from_logits:
         return _mean([ops.softplus(z) - t * z for z, t in zip(preds, targets)])
-    return _mean([_bce_sample(p, t) for p, t in zip(preds, targets)])
+    return _mean([_bce(p, t) for p, t in zip(preds, targets)])

@@ -202,6 +202,18 @@ class Neuron(Module):
         return f"{_NAMES[self.activation]}Neuron({len(self.w)})"
 
 
+class TanhNeuron(Neuron):
+    """``Neuron(nin, activation="tanh")`` under the name its repr shows: the neuron of Karpathy's
+    lecture, which seeds such as micro-autograd build (``from tracegrad.nn import TanhNeuron as Neuron``).
+
+    >>> TanhNeuron(2, seed=0)
+    TanhNeuron(2)
+    """
+
+    def __init__(self, nin, *, seed=None, rng=None):
+        super().__init__(nin, activation="tanh", seed=seed, rng=rng)
+
+
 class Layer(Module):
     """``nout`` neurons on the same inputs; one output is returned bare, as in micrograd.
 
@@ -275,3 +287,17 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+class TanhMLP(MLP):
+    """``MLP(nin, nouts, "tanh")``: tanh hidden layers and a linear last layer, the network of
+    Karpathy's lecture that seeds such as Micrograd Implementation train
+    (``from tracegrad.nn import TanhMLP as MLP``). For tanh on the last layer too:
+    ``MLP(nin, [(4, "tanh"), (4, "tanh"), (1, "tanh")])``.
+
+    >>> TanhMLP(3, [4, 1], seed=0)
+    MLP of [Layer of [TanhNeuron(3), TanhNeuron(3), TanhNeuron(3), TanhNeuron(3)], Layer of [LinearNeuron(4)]]
+    """
+
+    def __init__(self, nin, nouts, *, seed=None, rng=None):
+        super().__init__(nin, nouts, "tanh", seed=seed, rng=rng)
