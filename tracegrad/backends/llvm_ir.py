@@ -197,27 +197,29 @@ class Function:
         and after the loop ``values`` holds what it ended with.
         """
         head = self.fresh(name)
-        cond, body, done = (self.fresh(f"{head[1:]}.{part}") for part in ("cond", "body", "exit"))
-        before, initial = self.block, list(carry or ())
-        self.branch(cond)
-        self.label(cond)
+        body, done = self.fresh(f"{head[1:]}.body"), self.fresh(f"{head[1:]}.exit")
+        before, initial, start, stop = self.block, list(carry or ()), _i64(start), _i64(stop)
+        guarded = not (start.ref.isdigit() and stop.ref.isdigit() and int(start.ref) < int(stop.ref))
+        if not guarded:
+            self.branch(body)  # runs at least once: no test before the first round
+        else:
+            self.branch(body, self.icmp("slt", start, stop), done)
+        self.label(body)
         phis = len(self.lines)
         index = Value(head, "i64")
         values = [Value(self.fresh(f"{head[1:]}.c"), v.type) for v in initial]
         self.lines.extend([None] * (1 + len(values)))  # the phis, once the block that loops back is known
-        more = self.icmp("slt", index, _i64(stop))
-        self.branch(body, more, done)
-        self.label(body)
         state = list(values)
         yield index if carry is None else (index, state)
         step_value = self.binop("add", index, _i64(step))
-        incoming = [(index, _i64(start), step_value)] + list(zip(values, initial, state))
-        for k, (phi, first, again) in enumerate(incoming):
-            self.lines[phis + k] = f"  {phi.ref} = phi {phi.type} [ {first.ref}, {before} ], [ {again.ref}, {self.block} ]"
-        self.branch(cond)
+        latch = self.block
+        self.branch(body, self.icmp("slt", step_value, stop), done)  # the test at the bottom: one block a round
+        for k, (phi, first, again) in enumerate([(index, start, step_value)] + list(zip(values, initial, state))):
+            self.lines[phis + k] = f"  {phi.ref} = phi {phi.type} [ {first.ref}, {before} ], [ {again.ref}, {latch} ]"
         self.label(done)
-        if carry is not None:
-            state[:] = values
+        if carry is not None and guarded:  # what the loop ended with, or the initial values if it never ran
+            state[:] = [self.emit(f"phi {v.type} [ {v0.ref}, {before} ], [ {v.ref}, {latch} ]", v.type,
+                                  f"{head[1:]}.out") for v0, v in zip(initial, state)]
 
     @contextlib.contextmanager
     def when(self, cond):

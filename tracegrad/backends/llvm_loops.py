@@ -95,10 +95,6 @@ def sample_kernel(module, graph, n_params, width, stored):
 
     def parameter(i):
         return _splat(fn, fn.load("double", fn.gep("double", params, graph.nodes[i][2])), width)
-    nodes = Nodes(fn, graph, width, parameter, keep_loads=False)
-    for i in graph.inputs:
-        if graph.nodes[i][2] >= n_params:
-            nodes.env[i] = fn.load(t, fn.gep(t, data, graph.nodes[i][2] - n_params), name=f"v{i}")
     slots = {}
     for k, node in enumerate(stored):
         slots.setdefault(node, []).append(k)
@@ -106,8 +102,13 @@ def sample_kernel(module, graph, n_params, width, stored):
     def store(i, value):
         for k in slots.pop(i, ()):
             fn.store(value, fn.gep(t, out, k))
+    nodes = Nodes(fn, graph, width, parameter, keep_loads=False)
+    for i in graph.inputs:
+        if graph.nodes[i][2] >= n_params:
+            nodes.env[i] = fn.load(t, fn.gep(t, data, graph.nodes[i][2] - n_params), name=f"v{i}")
+            store(i, nodes.env[i])
     nodes.emit(defined=store)
-    for i in list(slots):  # factors that are inputs or constants
+    for i in list(slots):  # factors that are parameters or constants
         store(i, nodes[i])
     fn.ret()
 
