@@ -6,6 +6,7 @@ array([2., 4., 6.])
 """
 import functools
 import math
+import operator
 import os
 import sys
 import threading
@@ -163,7 +164,10 @@ def _map_dask(graph, out_tree, leaves, n):
         args += [a, ("i", f"k{j}")]
     out = da.blockwise(_rows_block, ("o", "i"), *args, new_axes={"o": len(graph.outputs)}, dtype=float,
                        concatenate=True, meta=np.empty((0, 0)), token="tracegrad-vmap")
-    return _unflatten_columns(out_tree, iter(out), n, lambda cols: da.stack(cols, axis=-1).rechunk((rows, -1)))
+    # each output a view of the tasks' blocks (dask's slicing would copy them)
+    columns = (out.map_blocks(operator.getitem, j, drop_axis=0, dtype=float, meta=np.empty(0))
+               for j in range(len(graph.outputs)))
+    return _unflatten_columns(out_tree, columns, n, lambda cols: da.stack(cols, axis=-1).rechunk((rows, -1)))
 
 
 @functools.lru_cache(maxsize=64)

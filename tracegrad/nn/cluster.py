@@ -174,6 +174,9 @@ class ShardedLoop:
         """The sums over ``rows`` (a range, or row numbers) of the per-sample results, from the shards."""
         from dask.base import tokenize
         bounds, futures, client = self.shards.bounds, [], self.shards.client
+        # each task goes where its shard is: without a restriction, Dask may take a step's tasks for
+        # root tasks (a large group, few dependencies) and place them with no regard to their data
+        holders = client.who_has(self._futures)
         for shard, lo, hi in zip(self._futures, bounds[:-1], bounds[1:]):
             if isinstance(rows, tuple):
                 part = (int(max(rows[0], lo) - lo), int(min(rows[1], hi) - lo))
@@ -183,7 +186,9 @@ class ShardedLoop:
                 part = part if len(part) else None
             if part is not None:
                 args = shard, params[:self.n_params], part
-                futures.append(client.submit(_shard_sums, *args, key=f"tracegrad-sums-{tokenize(*args)}"))
+                placed = {"workers": list(holders[shard.key]), "allow_other_workers": True} if holders.get(
+                    shard.key) else {}
+                futures.append(client.submit(_shard_sums, *args, key=f"tracegrad-sums-{tokenize(*args)}", **placed))
         try:
             results = client.gather(futures)
         except BaseException:
