@@ -159,9 +159,9 @@ def _map_dask(graph, out_tree, leaves, n):
         if axis is None:  # broadcast: the whole array, given to every task
             args += [a, None]
             continue
-        a = a.reshape(n, -1)
-        a = a.rechunk((rows, -1)) if is_dask(a) else da.from_array(a, chunks=(rows, -1))
-        args += [a, ("i", f"k{j}")]
+        chunks = (rows,) + (-1,) * (a.ndim - 1)  # rows as the first dask argument's, the rest whole
+        a = a.rechunk(chunks) if is_dask(a) else da.from_array(a, chunks=chunks)
+        args += [a, ("i", *(f"k{j}.{d}" for d in range(1, a.ndim)))]
     out = da.blockwise(_rows_block, ("o", "i"), *args, new_axes={"o": len(graph.outputs)}, dtype=float,
                        concatenate=True, meta=np.empty((0, 0)), token="tracegrad-vmap")
     # each output a view of the tasks' blocks (dask's slicing would copy them)
