@@ -23,7 +23,11 @@ _WORKERS = min(2, os.cpu_count() or 1)
 
 
 def is_dask(x):
-    """Whether ``x`` is a dask array (without importing dask: a dask array means it is loaded)."""
+    """Whether ``x`` is a dask array (without importing dask: a dask array means it is loaded).
+
+    >>> is_dask(np.ones(2))
+    False
+    """
     module = sys.modules.get("dask.array")
     return module is not None and isinstance(x, module.Array)
 
@@ -172,7 +176,13 @@ def _map_dask(graph, out_tree, leaves, n):
 
 @functools.lru_cache(maxsize=64)
 def graph_from_json(text):
-    """``Graph.from_json(text)``, parsed once per process (a worker's tasks share it)."""
+    """``Graph.from_json(text)``, parsed once per process (a worker's tasks share it).
+
+    >>> import tracegrad as tg
+    >>> g = tg.trace(lambda x: x * x, 1.0)
+    >>> graph_from_json(g.to_json()) == g
+    True
+    """
     from .ir import Graph
     return Graph.from_json(text)
 
