@@ -1,11 +1,11 @@
-"""``import tracegrad`` loads only what it needs: no sympy, numba, torch, graphviz, matplotlib or llvmlite."""
+"""``import tracegrad`` loads only what it needs: no sympy, numba, torch, graphviz, matplotlib, llvmlite or dask."""
 import json
 import subprocess
 import sys
 
 import pytest
 
-HEAVY = ("sympy", "numba", "torch", "graphviz", "matplotlib", "llvmlite", "jax")
+HEAVY = ("sympy", "numba", "torch", "graphviz", "matplotlib", "llvmlite", "jax", "dask", "distributed")
 
 
 def loaded_after(code):
@@ -26,6 +26,14 @@ def test_a_grad_compiles_with_llvmlite_only():
 def test_heavy_parts_load_on_first_use():
     assert "sympy" in loaded_after("import tracegrad as tg\ntg.export_sympy(lambda x: x * x)")
     assert "llvmlite" in loaded_after("import tracegrad as tg\ntg.jit(lambda x: x, backend='llvm')(1.0)")
+
+
+def test_vmap_and_fit_on_numpy_do_not_load_dask():
+    loaded = loaded_after("import numpy as np, tracegrad as tg\n"
+                          "tg.vmap(lambda x: x * x)(np.ones(3))\n"
+                          "tg.nn.Trainer(tg.nn.MLP(1, [1])).fit(np.ones((2, 1)), np.ones(2), progress=False)")
+    assert {"dask", "distributed"} & loaded == set()
+    assert "dask" in loaded_after("import dask.array as da, tracegrad as tg\ntg.vmap(lambda x: x * x)(da.ones(3))")
 
 
 def test_unknown_attribute_is_an_attribute_error():

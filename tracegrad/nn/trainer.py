@@ -19,7 +19,7 @@ from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
 from .module import structure
-from ..vmap import run_rows
+from ..vmap import is_dask, run_rows
 
 CHUNK = 1 << 16  # entries of the order and learning-rate arrays of one compiled call, at most
 
@@ -34,12 +34,36 @@ LOSSES = {
 
 
 def _real_array(a, name):
-    """``a`` as a float64 array; numbers only (bool, int, float), else a ValueError that says so."""
-    kind = np.asarray(a).dtype.kind if not isinstance(a, np.ndarray) else a.dtype.kind
+    """``a`` as a float64 array (a dask array stays lazy); numbers only (bool, int, float), else a
+    ValueError that says so."""
+    kind = np.asarray(a).dtype.kind if not isinstance(a, np.ndarray) and not is_dask(a) else a.dtype.kind
     if kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got an array of dtype kind {kind!r}; "
                          f"convert it with np.asarray({name}, dtype=float)")
-    return np.asarray(a, dtype=float)
+    return a.astype(float) if is_dask(a) else np.asarray(a, dtype=float)
+
+
+def check_data(X, y, nin=None):
+    """``X`` (samples x ``nin`` features) and ``y`` (one target or a row of them per sample) as float
+    arrays, or a ValueError saying what is wrong. Dask arrays are checked by their shapes here; their
+    values are checked where they live (``tracegrad.nn.cluster``)."""
+    X, y = _real_array(X, "X"), _real_array(y, "y")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (samples x features), got shape {X.shape}")
+    if len(X) == 0:
+        raise ValueError("X is empty: give at least one sample")
+    if y.ndim not in (1, 2) or len(y) != len(X):
+        raise ValueError(f"y must have one target per sample: X has {len(X)} rows, y has shape {y.shape}")
+    if nin is not None and X.shape[1] != nin:
+        raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
+    if not (is_dask(X) or is_dask(y) or (np.isfinite(X).all() and np.isfinite(y).all())):
+        raise ValueError("X and y must be finite: remove or impute the nan / inf entries first")
+    return X, y
+
+
+def columns(X, y):
+    """The training data as the compiled loops read it: one row per feature, then per target."""
+    return np.ascontiguousarray(np.concatenate([X, y.reshape(len(X), -1)], axis=1).T)
 
 
 class Trainer:
@@ -117,43 +141,42 @@ class Trainer:
             return [p, *state]
         return trace_flat(update, [0.0] * (n_state + 5))[0]
 
-    def _loop(self, n_features, n_targets):
-        """The compiled training run for this data shape (kept by the trainer).
+    def _loop(self, n_features, n_targets, shards=None):
+        """The compiled training run for this data shape (kept by the trainer), or with ``shards``
+        (the data on a Dask cluster) a ``ShardedLoop`` over them, which runs the same graphs.
 
         Per sample: loss, correct flag, gradient; per batch: the update; per epoch: the
         sums of loss and flags, and of the squared parameters (the L2 term) at its start.
         """
+        target = 0.0 if n_targets == 1 else [0.0] * n_targets
+
+        def graphs():
+            squares = trace_flat(lambda p: [p * p], [0.0])[0]
+            return self._sample_graph(n_features, target), self._update_graph(), len(self.params), squares, self._width
+        if shards is not None:
+            from .cluster import ShardedLoop
+            return ShardedLoop(shards, *graphs())
         key = (n_features, n_targets, self._width)
         if key not in self._compiled:
             from ..backends.llvm_loops import BatchLoop
-            target = 0.0 if n_targets == 1 else [0.0] * n_targets
-            squares = trace_flat(lambda p: [p * p], [0.0])[0]
-            self._compiled[key] = BatchLoop(self._sample_graph(n_features, target), self._update_graph(),
-                                            len(self.params), squares, self._width)
+            self._compiled[key] = BatchLoop(*graphs())
         return self._compiled[key]
 
     # ------------------------------------------------------------ training
 
     def _check(self, X, y):
-        X, y = _real_array(X, "X"), _real_array(y, "y")
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (samples x features), got shape {X.shape}")
-        if len(X) == 0:
-            raise ValueError("X is empty: give at least one sample")
-        if y.ndim not in (1, 2) or len(y) != len(X):
-            raise ValueError(f"y must have one target per sample: X has {len(X)} rows, y has shape {y.shape}")
-        nin = getattr(self.model, "nin", None)
-        if nin is not None and X.shape[1] != nin:
-            raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise ValueError("X and y must be finite: remove or impute the nan / inf entries first")
-        return X, y
+        return check_data(X, y, getattr(self.model, "nin", None))
 
-    def fit(self, X, y, epochs=1, batch_size=None, shuffle=False, seed=None, progress=True):
+    def fit(self, X, y, epochs=1, batch_size=None, shuffle=False, seed=None, progress=True, client=None):
         """Train for ``epochs`` passes over ``(X, y)``; return the history (loss and accuracy per epoch).
 
         ``batch_size=None`` is full-batch (one optimizer step per epoch). With ``shuffle``
         the samples are permuted each epoch by ``np.random.default_rng(seed)``.
+
+        With dask arrays for ``X`` or ``y``, or numpy arrays and ``client=`` (a
+        ``dask.distributed.Client``), it trains data-parallel: each step's gradient is summed
+        over the data's shards on the Dask workers, and the update is applied here, in the
+        same batch order (see docs/dask.md).
 
         >>> import numpy as np, tracegrad as tg
         >>> trainer = tg.nn.Trainer(tg.nn.MLP(2, [4, 1], seed=0), loss="hinge")
@@ -161,6 +184,7 @@ class Trainer:
         >>> sorted(history), len(history["loss"])
         (['accuracy', 'loss'], 3)
         """
+        sharded = client is not None or is_dask(X) or is_dask(y)
         X, y = self._check(X, y)
         if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0):
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
@@ -168,8 +192,12 @@ class Trainer:
         batch = n if batch_size is None else batch_size
         if not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-        loop = self._loop(X.shape[1], y.size // n)
-        data = np.ascontiguousarray(np.concatenate([X, y.reshape(n, -1)], axis=1).T)  # one row per column
+        if sharded:
+            from .cluster import Shards
+            data = Shards(X, y, client, getattr(self.model, "nin", None))
+            loop = self._loop(X.shape[1], y.size // n, data)
+        else:
+            loop, data = self._loop(X.shape[1], y.size // n), columns(X, y)
         params = np.array([p.data for p in self.params] + [0.0] * (loop.padded - P))
         if self.state is None:
             init = np.array([self.optimizer.init_state(p) for p in params], dtype=float).reshape(loop.padded, -1)
