@@ -233,7 +233,7 @@ def jit(fn=None, *, backend=None, cache_dir=None):
     """Trace ``fn`` once per argument structure and run it as compiled code.
 
     ``backend``: ``"interp"``, ``"python"``, ``"llvm"``, ``"numba"``, or None for the
-    default (llvm; generated Python for tiny graphs, whose calls it makes faster).
+    default (llvm, whose calls on floats enter the machine code directly).
     ``cache_dir``: where compiled artefacts are kept on disk (default: see
     ``tracegrad.backends.cache``).
 
