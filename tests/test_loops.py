@@ -231,3 +231,13 @@ def test_bad_input():
         tg.map(lambda r: r, 3.0)
     with pytest.raises(tg.TracingError):
         tg.jit(lambda x: tg.fori_loop(0, 3, lambda i, s: s if s > 0 else -s, x))(1.0)
+
+
+def test_vmap_and_sympy_accept_loops():
+    f = lambda x: tg.fori_loop(0, 20, lambda i, s: tg.sin(s) * x, 1.0)  # noqa: E731
+    fj = lambda x: lax.fori_loop(0, 20, lambda i, s: jnp.sin(s) * x, 1.0)  # noqa: E731
+    xs = np.linspace(0.1, 1.0, 7)
+    close(tg.vmap(f)(xs), jax.vmap(fj)(xs))
+    close(tg.vmap(tg.grad(f))(xs), jax.vmap(jax.grad(fj))(xs))
+    # sympy unrolls the loop (docs/loops.md)
+    assert str(tg.export_sympy(lambda x: tg.fori_loop(0, 3, lambda i, s: s * x + i, 1.0))) == "x*(x**2 + 1) + 2"
