@@ -11,6 +11,7 @@ from .derivatives import hessian, hvp, jacfwd, jacobian, jacrev
 from .export import export_sympy
 from .errors import TracingError
 from .ir import Graph
+from .loops import fori_loop, map, scan, unroll
 from .ops import PUBLIC as _MATH_FUNCTIONS, defop
 from .tracing import trace
 from .transforms.passes import optimize
@@ -25,7 +26,7 @@ globals().update(_MATH_FUNCTIONS)  # tg.exp, tg.atan2 ...: one per row of the op
 
 
 __all__ = [
-    "Function", "Graph", "TracingError", "Value", "defop", "draw", "grad", "graph_of", "jit", "jvp", "nn",
+    "Function", "Graph", "fori_loop", "map", "scan", "unroll", "TracingError", "Value", "defop", "draw", "grad", "graph_of", "jit", "jvp", "nn",
     "trace", "value_and_grad", "vjp", "vmap", "check_grads", "custom_jvp", "custom_vjp", "export_sympy",
     "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "optimize", *sorted(_MATH_FUNCTIONS),
 ]

@@ -35,7 +35,102 @@ def literal(x):
 
 
 def _param_key(param):
-    return param if param is None or type(param) is int else float_key(param)
+    return param if param is None or type(param) in (int, Region) else float_key(param)
+
+
+REGION_OPS = ("scan", "part")  # node kinds outside the op table: a loop region and one of its outputs
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """The param of a ``scan`` node: a ``body`` graph traced once and run ``length`` times.
+
+    A ``scan`` node's args are the initial carry (``n_carry`` nodes), the constants
+    (``n_const``: values the body reads at every step) and, step after step, the
+    ``n_x`` values of each step's row. Its value is a tuple: the final carry, then step
+    after step the ``n_y`` values the body yields; ``part[k]`` nodes pick them out. The
+    body's inputs are ``step`` (the step number as a float), the carry, the row, the
+    constants; its outputs the next carry, then the step's ys. A ``map`` is a scan
+    without carry.
+    """
+
+    body: "Graph"
+    length: int
+    n_carry: int
+    n_const: int
+
+    @property
+    def n_x(self):
+        return len(self.body.inputs) - 1 - self.n_carry - self.n_const
+
+    @property
+    def n_y(self):
+        return len(self.body.outputs) - self.n_carry
+
+    @property
+    def n_args(self):
+        return self.n_carry + self.n_const + self.length * self.n_x
+
+    @property
+    def n_out(self):
+        return self.n_carry + self.length * self.n_y
+
+    @property
+    def kind(self):
+        return "scan" if self.n_carry else "map"
+
+    def key(self):
+        return "region", self.body.key(), self.length, self.n_carry, self.n_const
+
+    def __eq__(self, other):
+        return isinstance(other, Region) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+    def __repr__(self):  # part of the fingerprint of a graph holding the region
+        return f"Region({self.length}, {self.n_carry}, {self.n_const}, {self.body.fingerprint})"
+
+    def with_body(self, body):
+        return Region(body, self.length, self.n_carry, self.n_const)
+
+    def split(self, args):
+        """``args`` of a scan node as (carry, consts, rows)."""
+        c, k, n_x = self.n_carry, self.n_const, self.n_x
+        xs = args[c + k:]
+        return list(args[:c]), list(args[c:c + k]), [xs[t * n_x:(t + 1) * n_x] for t in range(self.length)]
+
+    def run(self, args):
+        """The outputs of the region on ``args``, by a Python loop over the body
+        (floats, Values, or tracers: then the body is recorded once per step, unrolled)."""
+        carry, consts, rows = self.split(args)
+        ys = []
+        for t, row in enumerate(rows):
+            out = evaluate(self.body, [float(t), *carry, *row, *consts])
+            carry = out[:self.n_carry]
+            ys.extend(out[self.n_carry:])
+        return carry + ys
+
+    def _json(self):
+        return {"length": self.length, "n_carry": self.n_carry, "n_const": self.n_const,
+                "body": self.body._json_body()}
+
+
+def apply_region(region, args):
+    """The outputs of a scan node on ``args``: recorded as one node where a tracer asks
+    (``_tg_region``), else run as a loop."""
+    box = innermost(args)
+    if hasattr(box, "_tg_region"):
+        return box._tg_region(region, args)
+    return region.run(args)
+
+
+def map_regions(graph, fn):
+    """``graph`` with the body of each scan node replaced by ``fn(body)``."""
+    if "scan" not in {op for op, _, _ in graph.nodes}:
+        return graph
+    nodes = tuple((op, args, p.with_body(fn(p.body)) if op == "scan" else p) for op, args, p in graph.nodes)
+    return Graph(nodes, graph.inputs, graph.outputs, graph.names, graph.custom)
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +217,9 @@ class Graph:
                 if args or not isinstance(param, float):
                     raise ValueError(f"const node {i} must have no args and a float value")
                 continue
+            if op in REGION_OPS:
+                _verify_region(self.nodes, i)
+                continue
             if op not in TABLE:
                 raise ValueError(f"node {i} uses the unknown op {op!r:.80}, not defined in this process: "
                                  "define it with tg.defop first (as the code that made the graph did)")
@@ -166,7 +264,7 @@ class Graph:
     # ------------------------------------------------------------ JSON
 
     def _json_body(self):
-        nodes = [[op, list(args), p.hex() if isinstance(p, float) else p]
+        nodes = [[op, list(args), p.hex() if isinstance(p, float) else p._json() if isinstance(p, Region) else p]
                  for op, args, p in self.nodes]
         body = {"format": "tracegrad.graph", "version": 1, "nodes": nodes,
                 "inputs": list(self.inputs), "outputs": list(self.outputs)}
@@ -206,7 +304,10 @@ class Graph:
                     raise ValueError(f"malformed node {[op, args, param]!r}")
                 if isinstance(param, str):
                     param = float.fromhex(param)
-                elif op != "input" and param is not None:
+                elif op == "scan" and isinstance(param, dict):
+                    param = Region(cls._from_data(param["body"], depth + 1), param["length"], param["n_carry"],
+                                   param["n_const"])
+                elif op not in ("input", "part") and param is not None:
                     raise ValueError(f"param {param!r} of a {op} node must be a hex float or null")
                 nodes.append((op, tuple(args), param))
             custom = tuple((kind, tuple(ins), tuple(outs), cls._from_data(rule, depth + 1))
@@ -220,7 +321,7 @@ class Graph:
 
     # ------------------------------------------------------------ printing
 
-    def __str__(self):
+    def __str__(self, indent="  "):
         names = {i: n for i, n in zip(self.inputs, self.input_names())}
 
         def show(a):
@@ -232,15 +333,42 @@ class Graph:
         for i, (op, args, p) in enumerate(self.nodes):
             if op in ("input", "const"):
                 continue
-            head = f"{op}[{literal(p)}]" if p is not None else op
-            lines.append(f"  v{i} = {head} " + " ".join(show(a) for a in args))
+            if op == "scan":
+                head = f"{p.kind}[length={p.length} carry={p.n_carry} const={p.n_const}]"
+            else:
+                head = f"{op}[{p if op == 'part' else literal(p)}]" if p is not None else op
+            lines.append(f"{indent}v{i} = {head} " + " ".join(show(a) for a in args))
+            if op == "scan":  # the body: inputs step, carry, row, constants
+                lines.append(p.body.__str__(indent + "    ").replace("{ lambda", indent + "  { lambda", 1))
         for kind, ins, outs, _ in self.custom:
-            lines.append(f"  custom_{kind} (" + ", ".join("_" if o is None else show(o) for o in outs)
+            lines.append(f"{indent}custom_{kind} (" + ", ".join("_" if o is None else show(o) for o in outs)
                          + ") of (" + ", ".join(show(i) for i in ins) + ")")
-        lines.append("  in (" + ", ".join(show(o) for o in self.outputs) + ") }")
+        lines.append(f"{indent}in (" + ", ".join(show(o) for o in self.outputs) + ") }")
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _verify_region(nodes, i):
+    op, args, param = nodes[i]
+    if not isinstance(args, tuple) or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < i
+                                              for a in args):
+        raise ValueError(f"node {i} ({op}) must refer to earlier nodes")
+    if op == "part":
+        if len(args) != 1 or nodes[args[0]][0] != "scan" or type(param) is not int or \
+                not 0 <= param < nodes[args[0]][2].n_out:
+            raise ValueError(f"node {i} (part) must pick an output of a scan node by its position")
+        return
+    if not isinstance(param, Region) or not all(type(n) is int and n >= 0 for n in
+                                                (param.length, param.n_carry, param.n_const)):
+        raise ValueError(f"node {i} (scan) must hold a Region")
+    body = param.body
+    if not isinstance(body, Graph) or param.n_x < 0 or param.n_y < 0:
+        raise ValueError(f"the body of scan node {i} must be a graph of at least {1 + param.n_carry + param.n_const} "
+                         f"inputs and {param.n_carry} outputs")
+    if len(args) != param.n_args:
+        raise ValueError(f"scan node {i} needs {param.n_args} args, has {len(args)}")
+    body.verify()
 
 
 def _builtin(op):
@@ -285,6 +413,10 @@ def evaluate_nodes(graph, args):
             env.append(args[param])
         elif op == "const":
             env.append(param)
+        elif op == "scan":
+            env.append(apply_region(param, [env[a] for a in ins]))
+        elif op == "part":
+            env.append(env[ins[0]][param])
         else:
             env.append(bind(TABLE[op], *[env[a] for a in ins], param=param))
     return env
@@ -344,6 +476,32 @@ class Builder:
             self.nodes.append((op, args, param))
         return index
 
+    def node(self, op, args, param=None):
+        """``add``, or for the region kinds (``scan``, ``part``) ``region`` and ``part``."""
+        if op == "scan":
+            return self.region(param, args)
+        if op == "part":
+            return self.part(args[0], param)
+        return self.add(op, args, param)
+
+    def region(self, region, args):
+        """The scan node of ``region`` on the nodes ``args`` (one node per distinct region and args)."""
+        key = ("scan", args, region)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append(("scan", args, region))
+        return index
+
+    def part(self, index, k):
+        """The node of output ``k`` of the scan node ``index``."""
+        key = ("part", (index,), k)
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = len(self.nodes)
+            self.nodes.append(("part", (index,), k))
+        return found
+
     def _simplify(self, op, args, values, param):
         """IEEE-exact identities only: x*1, x/1, x-0, x+(-0), --x, x**1, x**0, where(const, a, b)."""
         if op == "mul":
@@ -393,6 +551,15 @@ class Builder:
                 env.append(args[param])
             elif op == "const":
                 env.append(param)
+            elif op == "part":
+                r = env[ins[0]]
+                env.append(r[param] if type(r) is list else self.part(r, param))
+            elif op == "scan":
+                xs = [env[a] for a in ins]
+                if int not in map(type, xs):
+                    env.append(param.run(xs))
+                else:
+                    env.append(self.region(param, tuple([x if type(x) is int else self.const(x) for x in xs])))
             else:
                 xs = [env[a] for a in ins]
                 if float not in map(type, xs):

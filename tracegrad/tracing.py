@@ -88,7 +88,13 @@ class Tracer(Arithmetic):
         if not builder.open:
             return None
         env = builder.replay(graph, [a if type(a) is float else builder.node_of(a) for a in args])
-        return [x if type(x) is float else Tracer(builder, x) for x in env]
+        return [Tracer(builder, x) if type(x) is int else x for x in env]
+
+    def _tg_region(self, region, args):
+        """Record a scan node (``ir.Region``) on ``args`` in this trace: a tracer per output."""
+        b = self.builder
+        index = b.region(region, tuple([b.node_of(a) for a in args]))
+        return [Tracer(b, b.part(index, k)) for k in range(region.n_out)]
 
     def _tg_custom(self, region, env):
         """Record a custom derivative rule replayed into this trace (see ``Graph.custom``)."""

@@ -54,6 +54,8 @@ def _chunks(graph):
     Chunks follow a depth-first walk from the outputs, so a chunk mostly uses values it
     computes itself: for a gradient, few pass between chunks through the scratch array.
     """
+    if "scan" in graph.stats():
+        return [None]  # a graph with loops is small; the loops' values stay in one function
     nodes = graph.nodes
     seen, order = bytearray(len(nodes)), []
     for o in graph.outputs:
@@ -165,6 +167,11 @@ def _rows(module, n_in, n_out):
     fn.ret()
 
 
+def _lowered(graph):
+    """The graph lowered for the kernel; its loops stay loops (``llvm_emit.Nodes`` emits them)."""
+    return lower(graph, regions=True)
+
+
 def lane_function(graph, name="kernel", width=None):
     """LLVM IR text defining the per-sample kernel of ``graph`` over ``width`` SIMD lanes.
 
@@ -181,7 +188,7 @@ def lane_function(graph, name="kernel", width=None):
 
 def source(graph):
     """The LLVM IR module for ``graph`` (after lowering), as text."""
-    return _module(lower(graph))[0].text()
+    return _module(_lowered(graph))[0].text()
 
 
 llvm.initialize_native_target()
@@ -333,7 +340,7 @@ def compile(graph):
     obj = read_entry(path, cache_key(graph))
     cached = obj is not None
     if not cached:
-        module, split = _module(lower(graph))
+        module, split = _module(_lowered(graph))
         obj = object_code(module.text(), 0 if split else OPT_LEVEL)
         write_entry(path, cache_key(graph), obj)
     register()

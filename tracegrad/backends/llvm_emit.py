@@ -24,7 +24,7 @@ import llvmlite.binding as llvm
 
 from ..ops import TABLE
 from .host import host
-from .llvm_ir import Value, const, vector
+from .llvm_ir import Value, const, integer, vector
 
 _INFIX = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}
 _COMPARE = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}  # une: nan is unequal
@@ -38,16 +38,19 @@ class Nodes:
     ``emit(order)`` computes the nodes ``order`` (default: all, in node order).
     """
 
-    def __init__(self, fn, graph, width=1, load=None, keep_loads=True, vector_math=False):
+    def __init__(self, fn, graph, width=1, load=None, keep_loads=True, vector_math=False, arrays=None):
         self.fn, self.graph, self.width, self.load = fn, graph, width, load
         self.keep_loads, self.vector_math, self.env = keep_loads, vector_math, {}
+        self.arrays = arrays  # the arrays of the loops, (graph id, node, what) -> pointer, made once
 
     def __getitem__(self, i):
         value = self.env.get(i)
         if value is None:
-            op, _, param = self.graph.nodes[i]
+            op, args, param = self.graph.nodes[i]
             if op == "const":
                 value = self.env[i] = const(param, self.width)
+            elif op == "part":  # an output of a loop, read where it is used
+                value = self.env[i] = self._part(args[0], param)
             else:
                 value = self.load(i)
                 if self.keep_loads:
@@ -57,13 +60,101 @@ class Nodes:
     def emit(self, order=None, defined=None):
         """Compute the nodes ``order``; ``defined(i, value)`` is called as each is computed."""
         nodes = self.graph.nodes
+        if self.arrays is None:
+            self.arrays = {}
+            self._allocate(self.graph)
         for i in range(len(nodes)) if order is None else order:
-            op, args, _ = nodes[i]
-            if op == "input" or op == "const":
+            op, args, param = nodes[i]
+            if op == "input" or op == "const" or op == "part":
+                continue
+            if op == "scan":
+                self._scan(i, args, param)
                 continue
             value = self.env[i] = apply(self.fn, TABLE[op], [self[a] for a in args], f"v{i}", self.vector_math)
             if defined is not None:
                 defined(i, value)
+
+
+    # ------------------------------------------------------------ loops (scan regions)
+
+    def _allocate(self, graph):
+        """The arrays of every loop of ``graph`` and of its bodies, at the start of the function
+        (before any loop: allocas in a loop would grow the stack at each round)."""
+        t = vector(self.width)
+        for i, (op, _, r) in enumerate(graph.nodes):
+            if op == "scan":
+                if r.n_y:
+                    self.arrays[id(graph), i, "ys"] = self.fn.alloca(f"[{max(r.length * r.n_y, 1)} x {t}]", f"ys{i}")
+                for j in range(r.n_x):
+                    self.arrays[id(graph), i, j] = self.fn.alloca(f"[{max(r.length, 1)} x {t}]", f"xs{i}.{j}")
+                self._allocate(r.body)
+
+    def _scan(self, i, args, r):
+        """Scan node ``i``: a loop whose body is the region's body, inline; the carry in phis, the
+        rows read from an array (or straight from the array of the loop that yielded them),
+        each step's ys stored into an array ``%ys{i}``."""
+        fn, t = self.fn, vector(self.width)
+        carry, consts, _ = r.split(args)
+        ys = self.arrays.get((id(self.graph), i, "ys"))
+        columns = [self._column(args, r, i, j) for j in range(r.n_x)]
+        state = [self[a] for a in carry]
+        consts = [self[a] for a in consts]
+        if r.length:
+            with fn.loop(r.length, name=f"s{i}", carry=state) as (step, state):
+                inner = self._inner(r, step, state, consts, columns)
+                inner.emit()
+                out = [inner[o] for o in r.body.outputs]
+                state[:] = out[:r.n_carry]
+                if r.n_y:
+                    base = fn.binop("mul", step, integer(r.n_y))
+                    for k, y in enumerate(out[r.n_carry:]):
+                        fn.store(y, fn.gep(t, ys, fn.binop("add", base, integer(k))))
+        self.env[i] = (state, ys)
+
+    def _inner(self, r, step, state, consts, columns):
+        fn, t, n_c = self.fn, vector(self.width), r.n_carry
+
+        def load(k):
+            op, _, position = r.body.nodes[k]
+            if position == 0:
+                s = fn.cast("sitofp", step, "double")
+                return s if self.width == 1 else fn.splat(s, self.width)
+            if position <= n_c:
+                return state[position - 1]
+            if position <= n_c + r.n_x:
+                array, start, stride = columns[position - 1 - n_c]
+                index = fn.binop("add", integer(start), fn.binop("mul", step, integer(stride)))
+                return fn.load(t, fn.gep(t, array, index))
+            return consts[position - 1 - n_c - r.n_x]
+        return Nodes(fn, r.body, self.width, load, vector_math=self.vector_math, arrays=self.arrays)
+
+    def _column(self, args, r, i, j):
+        """Row element ``j`` of every step as ``(array, start, stride)``: element of step s at
+        ``array[start + s * stride]``. Where the args are the ys of one earlier loop at evenly
+        spaced positions, that loop's array; else a new array holding them."""
+        fn, t, n_c, n_k = self.fn, vector(self.width), r.n_carry, r.n_const
+        column = [args[n_c + n_k + s * r.n_x + j] for s in range(r.length)]
+        nodes = self.graph.nodes
+        if column and all(nodes[a][0] == "part" for a in column):
+            source = nodes[column[0]][1][0]
+            src = nodes[source][2]
+            positions = [nodes[a][2] - src.n_carry for a in column]
+            stride = positions[1] - positions[0] if len(positions) > 1 else 0
+            if all(nodes[a][1][0] == source for a in column) and min(positions) >= 0 and \
+                    all(p == positions[0] + s * stride for s, p in enumerate(positions)) and source in self.env:
+                return self.env[source][1], positions[0], stride
+        array = self.arrays[id(self.graph), i, j]
+        for s, a in enumerate(column):
+            fn.store(self[a], fn.gep(t, array, s))
+        return array, 0, 1
+
+    def _part(self, scan, k):
+        state, ys = self.env[scan]
+        r = self.graph.nodes[scan][2]
+        if k < r.n_carry:
+            return state[k]
+        t = vector(self.width)
+        return self.fn.load(t, self.fn.gep(t, ys, k - r.n_carry), name=f"v{scan}.{k}")
 
 
 def apply(fn, op, args, name, vector_math=False):

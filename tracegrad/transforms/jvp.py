@@ -9,9 +9,9 @@
   v4 = add v3 v3
   in (v2, v4) }
 """
-from ..ir import evaluate, evaluate_nodes, replay_custom
+from ..ir import Region, apply_region, evaluate, evaluate_nodes, replay_custom
 from ..ops import TABLE, jvp_rule
-from ..tracing import new_builder
+from ..tracing import new_builder, trace_flat
 
 
 def jvp_graph(graph, wrt=None):
@@ -46,6 +46,13 @@ def forward_sweep(graph, xs, seeds):
             tangents.append(seeds[param])
         elif op == "const":
             tangents.append(none)
+        elif op == "scan":  # the tangent of a loop is a loop (a list of tangents, one per output)
+            t_args = [tangents[a] for a in args]
+            tangents.append({d: _scan_jvp(param, [env[a] for a in args], [ts.get(d) for ts in t_args])
+                             for d in _directions(t_args)} or none)
+        elif op == "part":
+            tangent = {d: ts[param] for d, ts in tangents[args[0]].items() if ts[param] is not None}
+            tangents.append(tangent or none)
         else:
             spec = TABLE[op]
             extra = (param,) if spec.has_param else ()
@@ -70,6 +77,32 @@ def forward_sweep(graph, xs, seeds):
             tangents[i] = tangent or none
     replay_custom(graph, env)
     return env, tangents
+
+
+def _scan_jvp(r, args, t_args):
+    """The tangents of the outputs of a scan node of region ``r``: one scan carrying the values
+    and their tangents together, its body the body's jvp."""
+    n_c, n_k, n_x, n_y = r.n_carry, r.n_const, r.n_x, r.n_y
+    forward = jvp_graph(r.body, range(1, len(r.body.inputs)))  # inputs: step, c, x, k, then their tangents
+
+    def step(t, carry, row, consts):
+        out = evaluate(forward, [t, *carry[:n_c], *row[:n_x], *consts[:n_k], *carry[n_c:], *row[n_x:],
+                                 *consts[n_k:]])
+        m = n_c + n_y
+        return [*out[:n_c], *out[m:m + n_c]], [*out[n_c:m], *out[m + n_c:]]
+    body = trace_flat(step, (0.0, [0.0] * (2 * n_c), [0.0] * (2 * n_x), [0.0] * (2 * n_k)))[0]
+    zero = [0.0 if t is None else t for t in t_args]
+    carry, consts, rows = r.split(args)
+    t_carry, t_consts, t_rows = r.split(zero)
+    flat = [*carry, *t_carry, *consts, *t_consts]
+    for row, t_row in zip(rows, t_rows):
+        flat += [*row, *t_row]
+    out = apply_region(Region(body, r.length, 2 * n_c, 2 * n_k), flat)
+    tangents = out[n_c:2 * n_c]
+    for t in range(r.length):
+        start = 2 * n_c + t * 2 * n_y + n_y
+        tangents += out[start:start + n_y]
+    return tangents
 
 
 def _directions(tangents):

@@ -25,7 +25,7 @@
 import math
 from collections import Counter
 
-from ..ir import Builder, Graph
+from ..ir import REGION_OPS, Builder, Graph, map_regions
 from ..ops import TABLE, bind
 
 
@@ -51,7 +51,7 @@ def fold_constants(graph):
     """
     nodes = list(graph.nodes)
     for i, (op, args, param) in enumerate(nodes):
-        if op not in ("input", "const") and all(nodes[a][0] == "const" for a in args):
+        if op not in ("input", "const", *REGION_OPS) and all(nodes[a][0] == "const" for a in args):
             value = bind(TABLE[op], *[nodes[a][2] for a in args], param=param)
             nodes[i] = ("const", (), value)
     return dce(Graph(tuple(nodes), graph.inputs, graph.outputs, graph.names, graph.custom))
@@ -75,6 +75,9 @@ def _rebuild(graph, rule=None):
             new[i] = b.const(param)
         else:
             args = tuple(new[a] for a in args)
+            if op in REGION_OPS:
+                new[i] = b.node(op, args, param)
+                continue
             index = rule(b, op, args, param, i) if rule else None
             new[i] = b.add(op, args, param) if index is None else index
         if i in region_outs:
@@ -222,6 +225,7 @@ def optimize(graph):
     >>> len(optimize(g).nodes) <= len(g.nodes)
     True
     """
+    graph = map_regions(graph, optimize)
     for _ in range(4):
         before = len(graph.nodes)
         graph = dce(cse(simplify(fold_constants(stabilize(graph)))))

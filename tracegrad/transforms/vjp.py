@@ -13,9 +13,9 @@ gradient, while ordinary arithmetic keeps IEEE rules.
   v1 = add x x
   in (v1) }
 """
-from ..ir import evaluate, evaluate_nodes, replay_custom
+from ..ir import Graph, Region, apply_region, evaluate, evaluate_nodes, replay_custom
 from ..ops import TABLE, Masked, where
-from ..tracing import new_builder
+from ..tracing import new_builder, trace_flat
 
 
 def _depends(graph, wrt):
@@ -40,6 +40,7 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
     per output. Outputs: the graph's outputs (if ``keep_outputs``), then the
     cotangent of each ``wrt`` input. A float ``seed`` is used as every output's cotangent.
     """
+    graph, stored = _store_carries(graph)
     with new_builder() as b:
         xs = [b.tracer(b.input()) for _ in graph.inputs]
         if seed is None:
@@ -67,6 +68,7 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
             if depends[out]:
                 accumulate(out, (), ct)
         frozen, regions = _regions(graph)
+        scan_cts = {}  # scan node -> {output position: cotangent}
         for i in reversed(range(len(graph.nodes))):
             for kind, ins, outs, rule in regions.get(i, ()):  # a user's rule replaces the walk inside
                 cts = [None if o is None else _materialise(adjoint.pop(o, None), conds) for o in outs]
@@ -75,10 +77,24 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
                 for a, ct in zip(ins, _apply_vjp_rule(kind, rule, [env[a] for a in ins], cts)):
                     if depends[a]:
                         accumulate(a, (), ct)
+            op, args, param = graph.nodes[i]
+            if op == "scan":  # the adjoint of a loop is a loop: a reverse scan
+                cts = scan_cts.pop(i, None)
+                if cts:
+                    region, carries = stored.get(i, (param, []))
+                    for a, ct in zip(args, _scan_vjp(region, param, [env[a] for a in args],
+                                                     [env[c] for c in carries], cts)):
+                        if ct is not None and depends[a]:
+                            accumulate(a, (), ct)
+                continue
             if i not in adjoint or i in frozen:
                 continue
-            op, args, param = graph.nodes[i]
             if op in ("input", "const"):
+                continue
+            if op == "part":
+                ct = _materialise(adjoint.pop(i), conds)
+                if ct is not None:
+                    scan_cts.setdefault(args[0], {})[param] = ct
                 continue
             spec = TABLE[op]
             extra = (param,) if spec.has_param else ()
@@ -98,6 +114,69 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
         grads = [0.0 if g is None else g for g in grads]
         outputs = ([env[o] for o in graph.outputs] if keep_outputs else []) + grads
         return b.graph([b.node_of(o) for o in outputs], graph.names + _ct_names(graph, seed))
+
+
+def _store_carries(graph):
+    """``graph`` with each scan (that has a carry and steps) also yielding the carry it starts
+    each step with, for its reverse scan: ``(graph, {scan node: (its region, the part nodes of
+    the stored carries, step after step)})``."""
+    nodes, stored = list(graph.nodes), {}
+    for i, (op, args, r) in enumerate(graph.nodes):
+        if op == "scan" and r.n_carry and r.length:
+            body = r.body
+            carry_in = body.inputs[1:1 + r.n_carry]
+            nodes[i] = ("scan", args, r.with_body(Graph(body.nodes, body.inputs, body.outputs + carry_in,
+                                                        body.names, body.custom)))
+            stored[i] = (r, [])
+    if not stored:
+        return graph, stored
+    for i, (op, args, k) in enumerate(nodes):
+        if op == "part" and args[0] in stored:
+            r = stored[args[0]][0]
+            nodes[i] = ("part", args, _stored_position(r, k))
+    for i, (r, parts) in stored.items():
+        for t in range(r.length):
+            for j in range(r.n_carry):
+                parts.append(len(nodes))
+                nodes.append(("part", (i,), r.n_carry + t * (r.n_y + r.n_carry) + r.n_y + j))
+    return Graph(tuple(nodes), graph.inputs, graph.outputs, graph.names, graph.custom), stored
+
+
+def _stored_position(r, k):
+    """Where output ``k`` of the region ``r`` is among the outputs of its carry-storing form."""
+    if k < r.n_carry:
+        return k
+    t, j = divmod(k - r.n_carry, r.n_y)
+    return r.n_carry + t * (r.n_y + r.n_carry) + j
+
+
+def _scan_vjp(r, stored_region, args, carries, cts):
+    """The cotangents of the args of a scan node of region ``r`` (one per arg, in order), from
+    ``cts`` (output position in ``stored_region`` -> cotangent) and the stored ``carries``.
+
+    A reverse scan: its carry is the carry's cotangent and the sums of the constants'
+    cotangents; step s runs the body's vjp at step T-1-s on the carry stored there.
+    """
+    n_c, n_k, n_x, n_y, steps = r.n_carry, r.n_const, r.n_x, r.n_y, r.length
+    back = vjp_graph(r.body, list(range(1, len(r.body.inputs))), keep_outputs=False)
+
+    def step(s, carry, row, consts):  # back's inputs: step, carry, row, constants, cotangents of outputs
+        c_t, x_t, ct_y = row[:n_c], row[n_c:n_c + n_x], row[n_c + n_x:]
+        g = evaluate(back, [(steps - 1.0) - s, *c_t, *x_t, *consts, *carry[:n_c], *ct_y])
+        return [*g[:n_c], *[a + b for a, b in zip(carry[n_c:], g[n_c + n_x:])]], g[n_c:n_c + n_x]
+    body = trace_flat(step, (0.0, [0.0] * (n_c + n_k), [0.0] * (n_c + n_x + n_y), [0.0] * n_k))[0]
+    carry0, consts, rows = r.split(args)
+    zero = 0.0
+    flat = [*[cts.get(j, zero) for j in range(n_c)], *[zero] * n_k, *consts]
+    for t in reversed(range(steps)):
+        ys = [cts.get(_stored_position(r, n_c + t * n_y + j), zero) for j in range(n_y)]
+        flat += [*carries[t * n_c:(t + 1) * n_c], *rows[t], *ys]
+    out = apply_region(Region(body, steps, n_c + n_k, n_k), flat)
+    ct_xs = out[:n_c + n_k]
+    for t in range(steps):
+        start = n_c + n_k + (steps - 1 - t) * n_x
+        ct_xs += out[start:start + n_x]
+    return ct_xs
 
 
 def _regions(graph):

@@ -1,0 +1,243 @@
+"""Loops that stay loops: tg.map, tg.scan, tg.fori_loop as scan regions of the IR.
+
+Oracles: JAX (float64) for values and derivatives of lax.scan / lax.map / lax.fori_loop,
+and the unrolled graph (tg.unroll) of the same function, to 1e-12.
+"""
+import math
+import random
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad.ir import Graph
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+jnp = jax.numpy
+lax = jax.lax
+
+BACKENDS = ["interp", "python", "llvm", "numba"]
+
+
+def close(a, b, tol=1e-12):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.allclose(a, b, rtol=tol, atol=tol), (a, b)
+
+
+# ------------------------------------------------------------ programs, written once for each library
+
+def pendulum(lib, steps):
+    """Damped pendulum, RK4, energy at the end: a function of (k, c, theta0)."""
+    sin, cos = (tg.sin, tg.cos) if lib is tg else (jnp.sin, jnp.cos)
+    loop = tg.fori_loop if lib is tg else lax.fori_loop
+    h = 0.01
+
+    def f(k, c, theta0):
+        def rhs(th, om):
+            return om, -k * sin(th) - c * om
+
+        def step(i, s):
+            th, om = s
+            a1, b1 = rhs(th, om)
+            a2, b2 = rhs(th + 0.5 * h * a1, om + 0.5 * h * b1)
+            a3, b3 = rhs(th + 0.5 * h * a2, om + 0.5 * h * b2)
+            a4, b4 = rhs(th + h * a3, om + h * b3)
+            return (th + h / 6 * (a1 + 2 * a2 + 2 * a3 + a4), om + h / 6 * (b1 + 2 * b2 + 2 * b3 + b4))
+        th, om = loop(0, steps, step, (theta0, 0.0))
+        return 0.5 * om * om + k * (1.0 - cos(th))
+    return f
+
+
+def recurrent(lib):
+    """A scan with rows, a per-step output and a captured parameter: sum of ys plus the carry."""
+    tanh = tg.tanh if lib is tg else jnp.tanh
+    scan = tg.scan if lib is tg else lax.scan
+
+    def f(w, xs):
+        def body(c, x):
+            h = tanh(w * c + x[0] - x[1] * c)
+            return h, h * x[1]
+        c, ys = scan(body, 0.5, xs)
+        return c + sum(ys) if lib is tg else c + jnp.sum(ys)
+    return f
+
+
+def layer(lib):
+    """A map over neurons: each row is a neuron's weights, the inputs are captured."""
+    mapper = tg.map if lib is tg else lax.map
+    tanh = tg.tanh if lib is tg else jnp.tanh
+
+    def f(ws, x):
+        out = mapper(lambda w: tanh(w[0] * x[0] + w[1] * x[1] + w[2]), ws)
+        return sum(o * o for o in out) if lib is tg else jnp.sum(out * out)
+    return f
+
+
+# ------------------------------------------------------------ values, gradients, higher order
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 7, 50])
+def test_fori_loop_gradient_matches_jax_and_unrolled(steps):
+    args = (1.3, 0.2, 0.9)
+    f, fj = pendulum(tg, steps), pendulum(jnp, steps)
+    want = jax.grad(fj, argnums=(0, 1, 2))(*args)
+    close(tg.jit(f)(*args), fj(*args))
+    for backend in BACKENDS:
+        close(tg.grad(f, argnums=(0, 1, 2), backend=backend)(*args), want)
+    close(tg.grad(tg.unroll(f), argnums=(0, 1, 2))(*args), want)
+    graph = tg.trace(tg.grad(f, argnums=(0, 1, 2)), *args)
+    assert graph.stats()["scan"] == (2 if steps else 2)  # forward and reverse: a fixed size
+    assert len(graph.nodes) < 400 + 3 * steps  # the stored carries are the only per-step nodes
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5])
+def test_higher_order_through_a_loop(steps):
+    f, fj = pendulum(tg, steps), pendulum(jnp, steps)
+    args = (1.1, 0.3, 0.5)
+    close(tg.grad(tg.grad(f))(*args), jax.grad(jax.grad(fj))(*args))
+    close(tg.hessian(f, argnums=(0, 1, 2))(*args) if False else tg.grad(tg.grad(f, 2), 2)(*args),
+          jax.grad(jax.grad(fj, 2), 2)(*args))
+    close(tg.jvp(f, args, (1.0, -0.5, 2.0))[1], jax.jvp(fj, args, (1.0, -0.5, 2.0))[1])
+    # forward over reverse
+    close(tg.jvp(tg.grad(f), args, (0.0, 1.0, 0.0))[1], jax.jvp(jax.grad(fj), args, (0.0, 1.0, 0.0))[1])
+
+
+@pytest.mark.parametrize("steps", [0, 1, 3, 40])
+def test_scan_with_rows_matches_jax(steps):
+    rng = np.random.default_rng(steps)
+    xs = rng.normal(size=(steps, 2))
+    f, fj = recurrent(tg), recurrent(jnp)
+    close(tg.jit(f)(0.7, xs), fj(0.7, xs))
+    want_w, want_xs = jax.grad(fj, argnums=(0, 1))(0.7, xs)
+    for backend in BACKENDS:
+        got_w, got_xs = tg.grad(f, argnums=(0, 1), backend=backend)(0.7, xs)
+        close(got_w, want_w)
+        close(got_xs, want_xs)
+    close(tg.grad(tg.unroll(f))(0.7, xs), want_w)
+    close(tg.grad(tg.grad(f))(0.7, xs), jax.grad(jax.grad(fj))(0.7, xs))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4, 33])
+def test_map_matches_jax(rows):
+    rng = np.random.default_rng(rows + 100)
+    ws, x = rng.normal(size=(rows, 3)), rng.normal(size=2)
+    f, fj = layer(tg), layer(jnp)
+    close(tg.jit(f)(ws, x), fj(ws, x))
+    want = jax.grad(fj, argnums=(0, 1))(ws, x)
+    for backend in BACKENDS:
+        got = tg.grad(f, argnums=(0, 1), backend=backend)(ws, x)
+        close(got[0], want[0])
+        close(got[1], want[1])
+    close(tg.jvp(f, (ws, x), (np.ones_like(ws), np.ones(2)))[1],
+          jax.jvp(fj, (ws, x), (np.ones_like(ws), np.ones(2)))[1])
+
+
+def test_random_sizes_against_unrolled():
+    rnd = random.Random(14)
+    for _ in range(5):
+        steps = rnd.randrange(0, 12)
+        a = rnd.uniform(0.2, 0.9)
+
+        def f(x, y):
+            def body(c, row):
+                p, q = c
+                return (p * x + tg.sin(q * row), q - y * p * row), p * q
+            (p, q), ys = tg.scan(body, (x, y), np.linspace(0.0, 1.0, steps))
+            return p + q * q + sum(ys)
+        g_loop = tg.grad(f, argnums=(0, 1))(a, 0.3)
+        g_flat = tg.grad(tg.unroll(f), argnums=(0, 1))(a, 0.3)
+        close(g_loop, g_flat)
+        close(tg.grad(tg.grad(f))(a, 0.3), tg.grad(tg.grad(tg.unroll(f)))(a, 0.3))
+
+
+def test_nested_loops():
+    def f(x):
+        def outer(i, s):
+            return tg.fori_loop(0, 3, lambda j, u: tg.sin(u * x + j), s)
+        return tg.fori_loop(0, 4, outer, x)
+
+    def fj(x):
+        return lax.fori_loop(0, 4, lambda i, s: lax.fori_loop(0, 3, lambda j, u: jnp.sin(u * x + j), s), x)
+    close(tg.jit(f)(0.4), fj(0.4))
+    close(tg.grad(f, backend="python")(0.4), jax.grad(fj)(0.4))
+    close(tg.grad(f)(0.4), jax.grad(fj)(0.4))
+    close(tg.grad(tg.grad(f))(0.4), jax.grad(jax.grad(fj))(0.4))
+
+
+# ------------------------------------------------------------ the IR: printed, verified, JSON, hashed
+
+def test_region_is_a_node_of_the_ir():
+    f = lambda x: tg.fori_loop(0, 10_000, lambda i, s: s * x + i, 1.0)  # noqa: E731
+    g = tg.trace(f, 2.0)
+    assert len(g.nodes) == 4 and g.stats()["scan"] == 1
+    text = str(g)
+    assert "scan[length=10000 carry=1 const=1]" in text and "mul carry captured" in text
+    assert Graph.from_json(g.to_json()) == g.verify()
+    h = tg.trace(lambda x: tg.fori_loop(0, 9_999, lambda i, s: s * x + i, 1.0), 2.0)
+    assert h.fingerprint != g.fingerprint and h != g
+    bad = g.to_json().replace('"n_carry": 1', '"n_carry": 5')
+    with pytest.raises(ValueError):
+        Graph.from_json(bad)
+
+
+def test_python_source_shows_the_loop():
+    src = tg.jit(lambda x: tg.fori_loop(0, 100, lambda i, s: s * x, 1.0), backend="python").source
+    assert "for t in range(100):" in src and src.count(" * ") == 1
+
+
+# ------------------------------------------------------------ plain behaviour and bad input
+
+def test_outside_a_trace_it_is_a_python_loop():
+    assert tg.scan(lambda c, x: (c + x, c * x), 0.0, [1.0, 2.0, 3.0]) == (6.0, [0.0, 2.0, 9.0])
+    c, ys = tg.scan(lambda c, x: (c + x, {"a": c}), 0.0, np.array([1.0, 2.0]))
+    assert c == 3.0 and np.array_equal(ys["a"], [0.0, 1.0])
+    a = tg.Value(2.0)
+    out = tg.fori_loop(0, 3, lambda i, s: s * a, tg.Value(1.0))
+    out.backward()
+    assert out.data == 8.0 and a.grad == 12.0
+
+
+def test_stacked_outputs_match_jax():
+    xs = (np.arange(6.0).reshape(3, 2), np.array([1.0, 2.0, 3.0]))
+
+    def body(c, x):
+        return c + x[1], (x[0] * c, c)
+
+    def traced(c0):
+        return tg.scan(body, c0, xs)
+    c, (a, b) = tg.jit(traced)(0.5)
+    cj, (aj, bj) = lax.scan(body, 0.5, xs)
+    close(c, cj), close(a, aj), close(b, bj)
+    c, (a, b) = tg.jit(lambda c0: tg.scan(body, c0, xs, reverse=True))(0.5)
+    cj, (aj, bj) = lax.scan(body, 0.5, xs, reverse=True)
+    close(c, cj), close(a, aj), close(b, bj)
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="integer"):
+        tg.fori_loop(0.0, 3, lambda i, s: s, 1.0)
+    with pytest.raises(TypeError, match="carry of the structure"):
+        tg.jit(lambda x: tg.scan(lambda c, r: ((c, c), None), x, length=2))(1.0)
+    with pytest.raises(TypeError, match="pair"):
+        tg.jit(lambda x: tg.scan(lambda c, r: c, x, length=2))(1.0)
+    with pytest.raises(TypeError, match="needs xs or length"):
+        tg.scan(lambda c, r: (c, None), 1.0)
+    with pytest.raises(ValueError, match="different numbers of rows"):
+        tg.map(lambda r: r[0], (np.ones(2), np.ones(3)))
+    with pytest.raises(TypeError, match="one structure"):
+        tg.jit(lambda x: tg.map(lambda r: x, [1.0, [1.0, 2.0]]))(1.0)
+    with pytest.raises(TypeError, match="rows"):
+        tg.map(lambda r: r, 3.0)
+    with pytest.raises(tg.TracingError):
+        tg.jit(lambda x: tg.fori_loop(0, 3, lambda i, s: s if s > 0 else -s, x))(1.0)
+
+
+def test_vmap_and_sympy_accept_loops():
+    f = lambda x: tg.fori_loop(0, 20, lambda i, s: tg.sin(s) * x, 1.0)  # noqa: E731
+    fj = lambda x: lax.fori_loop(0, 20, lambda i, s: jnp.sin(s) * x, 1.0)  # noqa: E731
+    xs = np.linspace(0.1, 1.0, 7)
+    close(tg.vmap(f)(xs), jax.vmap(fj)(xs))
+    close(tg.vmap(tg.grad(f))(xs), jax.vmap(jax.grad(fj))(xs))
+    # sympy unrolls the loop (docs/loops.md)
+    assert str(tg.export_sympy(lambda x: tg.fori_loop(0, 3, lambda i, s: s * x + i, 1.0))) == "x*(x**2 + 1) + 2"
