@@ -62,7 +62,8 @@ class Nodes:
         nodes = self.graph.nodes
         if self.arrays is None:
             self.arrays = {}
-            self._allocate(self.graph)
+            if order is None or any(nodes[i][0] == "scan" for i in order):  # a chunk walks only its nodes
+                self._allocate(self.graph)
         for i in range(len(nodes)) if order is None else order:
             op, args, param = nodes[i]
             if op == "input" or op == "const" or op == "part":

@@ -100,13 +100,17 @@ class Function:
 
     def fresh(self, hint="t"):
         """A name not used yet in this function: ``%hint``, else ``%hint.1``, ``%hint.2`` ..."""
-        name, n = hint, self._used.get(hint, 0)
-        while name in self._used:
+        used = self._used
+        if hint not in used:
+            used[hint] = 0
+            return "%" + hint
+        n = used[hint]
+        while True:
             n += 1
             name = f"{hint}.{n}"
-        self._used[hint] = n
-        self._used.setdefault(name, 0)
-        return f"%{name}"
+            if name not in used:
+                used[hint], used[name] = n, 0
+                return "%" + name
 
     def emit(self, text, type=None, name=None):
         """Append an instruction; with a result ``type``, name it and return its ``Value``."""
@@ -152,13 +156,13 @@ class Function:
             if index == 0:
                 return base
             index = integer(index)
-        return self.emit(f"getelementptr {type}, {base}, {index}", "ptr", name)
+        return self.emit(f"getelementptr {type}, ptr {base.ref}, {index.type} {index.ref}", "ptr", name)
 
     def load(self, type, pointer, name=None, align=None):
-        return self.emit(f"load {type}, {pointer}" + (f", align {align}" if align else ""), type, name)
+        return self.emit(f"load {type}, ptr {pointer.ref}" + (f", align {align}" if align else ""), type, name)
 
     def store(self, value, pointer, align=None):
-        self.emit(f"store {value}, {pointer}" + (f", align {align}" if align else ""))
+        self.emit(f"store {value.type} {value.ref}, ptr {pointer.ref}" + (f", align {align}" if align else ""))
 
     def extract(self, vec, lane, name=None):
         return self.emit(f"extractelement {vec}, i64 {lane}", vec.type.rsplit(" x ", 1)[1][:-1], name)
