@@ -584,12 +584,12 @@ class Arithmetic:
         """numpy's ufuncs: ``np.arctan2(y, x)`` records the row whose ``numpy`` facet names
         ``arctan2`` (through its public function: ``np.power(x, 2)`` is ``tg.pow``, powc), and
         with numpy arrays among the arguments one per element, as the operators do
-        (``np.float64(2) * x`` and ``w * x`` come here too). Any other ufunc, or a call with
-        ``out=`` or the like, runs numpy's loop for Python objects (``np.square(x)`` is
-        ``x * x``), or is a TypeError that names it.
+        (``np.float64(2) * x`` and ``w * x`` come here too). ``np.square``, ``np.reciprocal``
+        and ``np.positive`` are numpy's ``x * x``, ``1 / x`` and ``+x``. Any other ufunc is a
+        TypeError that names it.
 
         >>> import numpy as np, tracegrad as tg
-        >>> tg.grad(lambda x: np.arctan2(x, 1.0) + np.maximum(x, 0.0))(0.0)
+        >>> tg.grad(lambda x: np.arctan2(x, 1.0) + np.maximum(x, 0.0) + np.square(x))(0.0)
         1.5
         """
         op = UFUNCS.get(ufunc)
@@ -620,17 +620,23 @@ def _method(op):
     return method
 
 
+# ufuncs without a row that numpy computes with the operators on Python objects (x * x, 1 / x, +x)
+_OPERATOR_UFUNCS = (np.square, np.reciprocal, np.positive)
+
+
 def _object_loop(op, ufunc, method, inputs, kwargs):
     """``ufunc`` as numpy computes it for Python objects (its loop over dtype object calls their
-    operators and methods), else a TypeError naming it."""
-    try:
-        return getattr(ufunc, method)(*map(plain, inputs), **kwargs)
-    except (TypeError, TracingError):  # no such method, or a comparison that needs bool(x)
-        pass
-    call = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+    operators) where that records rows: a row's ufunc with ``out=`` (``a += x``) or a method
+    (``np.multiply.outer``), an operator ufunc, ``np.matmul`` and the like (numpy says what they
+    need); else a TypeError naming it."""
+    if op is not None or ufunc in _OPERATOR_UFUNCS or ufunc.signature is not None:
+        try:
+            return getattr(ufunc, method)(*map(plain, inputs), **kwargs)
+        except (TypeError, TracingError):  # a comparison that needs bool(x), a float array out=
+            pass
     if op is None:
-        raise TypeError(f"{call} has no tracegrad op, so it cannot take traced values or Values; define one "
-                        f"with tg.defop(name, {ufunc.nin}, eval=..., vjp=..., numpy={ufunc.__name__!r}) "
+        raise TypeError(f"np.{ufunc.__name__} has no tracegrad op, so it cannot take traced values or Values; "
+                        f"define one with tg.defop(name, {ufunc.nin}, eval=..., vjp=..., numpy={ufunc.__name__!r}) "
                         "(see docs/adding-ops.md), or write it with tracegrad's functions")
     what = ", ".join(f"{k}=" for k in kwargs) if kwargs else f"the method .{method}"
     raise TypeError(f"np.{ufunc.__name__} records op {op.name!r} on traced values and Values in a plain call "

@@ -116,9 +116,10 @@ class BoxArray(np.ndarray):
     of a traced function, ``w * x`` of a numpy array and a traced value.
 
     numpy's elementwise ufuncs apply to each element through the element's own
-    ``__array_ufunc__``, so ``np.maximum(a, 0.0)`` records ``maximum`` for each; reductions,
-    ``@`` and ``np.dot`` work as on any object array (the elements' ``+`` and ``*``), and
-    give a BoxArray, as do slices, ``np.concatenate`` and ``np.stack``. An array built with
+    ``__array_ufunc__``, so ``np.maximum(a, 0.0)`` records ``maximum`` for each, and their
+    reductions (``np.max(a)``, ``a.sum(axis=0)``) fold it along the axis; ``@``, ``np.dot``
+    and the rest work as on any object array (the elements' ``+`` and ``*``). Slices,
+    ``np.dot``, ``np.concatenate`` and ``np.stack`` give a BoxArray. An array built with
     ``np.array([x, y])`` is numpy's own object array: its loops call the elements' methods
     (``np.arctan(a)`` works) and comparisons (``np.maximum(a, 0.0)`` does not: ``a.view(BoxArray)``).
 
@@ -131,8 +132,12 @@ class BoxArray(np.ndarray):
     __array_priority__ = 1.0  # above ndarray's: np.dot(w, a) and np.concatenate give a BoxArray
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if method == "__call__" and ufunc.signature is None and ufunc.nout == 1 and not kwargs:
-            return elementwise(ufunc, inputs)  # each element's own __array_ufunc__
+        if ufunc.signature is None and method == "__call__" and not kwargs:  # by each element's own
+            if ufunc.nout == 1:
+                return elementwise(ufunc, inputs)
+            return tuple(elementwise(lambda *xs, i=i: ufunc(*xs)[i], inputs) for i in range(ufunc.nout))
+        if ufunc.signature is None and method == "reduce" and ufunc.nin == 2 and _foldable(**kwargs):
+            return _fold(ufunc, inputs[0].view(np.ndarray), **kwargs)
         arrays = [a.view(np.ndarray) if isinstance(a, BoxArray) else a for a in inputs]
         out = kwargs.get("out")
         if out is not None:  # a += x: the result is in the array given
@@ -140,6 +145,24 @@ class BoxArray(np.ndarray):
             getattr(ufunc, method)(*arrays, **kwargs)
             return out[0] if len(out) == 1 else out
         return _result(getattr(ufunc, method)(*arrays, **kwargs))
+
+
+def _foldable(axis=0, dtype=None, keepdims=False, where=True, **rest):
+    return (axis is None or isinstance(axis, int)) and dtype in (None, object) and where is True and (
+        set(rest) <= {"initial"})
+
+
+def _fold(ufunc, a, axis=0, dtype=None, keepdims=False, where=True, **initial):
+    """``ufunc.reduce(a, axis)`` as ``ufunc(ufunc(a[0], a[1]), a[2]) ...`` along the axis, each call
+    by the elements' own ``__array_ufunc__``."""
+    kept = tuple(range(a.ndim)) if axis is None else axis  # where keepdims puts the reduced axes back
+    parts = list(np.moveaxis(a, axis, 0)) if axis is not None else a.ravel().tolist()
+    if not parts and not initial:  # numpy's identity (0 for add) or its error
+        return _result(ufunc.reduce(a, axis, keepdims=keepdims))
+    out, *parts = [*initial.values(), *parts]
+    for part in parts:
+        out = elementwise(ufunc, (out, part))
+    return _result(np.expand_dims(out, kept)) if keepdims else out
 
 
 def num_leaves(tree):
