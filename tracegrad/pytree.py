@@ -101,6 +101,16 @@ def plain(x):
     return x
 
 
+def as_array(values):
+    """Numbers, traced values or Values (nested lists of them) as tracegrad gives arrays: a
+    ``BoxArray`` if any is traced or a Value, else a numeric array.
+
+    >>> as_array([[1.0, 2.0]])
+    array([[1., 2.]])
+    """
+    return _result(np.array(values, dtype=object))
+
+
 def _result(out):
     """An object array as tracegrad returns it: a ``BoxArray`` if it holds traced values or
     Values, else a numeric array (numpy's bools, for comparisons of Values); anything else as it is."""
