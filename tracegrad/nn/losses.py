@@ -136,10 +136,11 @@ def cross_entropy(logits, target):
 def _cross_entropy(scores, target):
     if len(scores) < 2:
         raise ValueError(f"cross_entropy needs a score per class (at least 2), got {len(scores)}")
-    if is_boxed(target):  # a traced class: the score where it equals the index
-        picked = scores[0]
+    if is_boxed(target):  # a traced class: the sum of the scores times the one-hot flags (target == k);
+        # not tg.where, whose masked cotangents would go down the whole model, one mask per class
+        picked = scores[0] * ops.eq(target, 0.0)
         for k, s in enumerate(scores[1:], 1):
-            picked = ops.where(ops.eq(target, float(k)), s, picked)
+            picked = picked + s * ops.eq(target, float(k))
     else:
         picked = scores[_class_index(target, len(scores))]
     top, _, total = shifted(scores)
