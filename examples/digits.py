@@ -131,12 +131,14 @@ def main(argv=None):
           f"test accuracy {results['accuracy']:.2%}, test loss {results['test_loss']:.4f}")
     if not args.no_torch:
         torch_predict, torch_seconds = train_torch(X_train, y_train, start_params, epochs)
-        torch_predicted = torch_predict(X_test).argmax(axis=1)
+        torch_logits = torch_predict(X_test)
+        torch_predicted = torch_logits.argmax(axis=1)
         results.update(torch_seconds=torch_seconds, torch_accuracy=float(np.mean(torch_predicted == y_test)),
+                       torch_test_loss=tg.nn.cross_entropy(torch_logits, y_test),
                        same_class=float(np.mean(torch_predicted == predicted)))
         print(f"PyTorch:   {epochs} epochs in {torch_seconds:.2f} s (eager, float64, 1 thread), test accuracy "
-              f"{results['torch_accuracy']:.2%}; the two models predict the same class for "
-              f"{results['same_class']:.1%} of the test digits")
+              f"{results['torch_accuracy']:.2%}, test loss {results['torch_test_loss']:.4f}; the two models "
+              f"predict the same class for {results['same_class']:.1%} of the test digits")
     path = os.path.join(args.outdir, "digits_mlp.npz")
     tg.nn.save(model, path)
     results["reloaded_equal"] = bool(np.array_equal(tg.nn.load(path).predict(X_test), logits))

@@ -53,6 +53,7 @@ def test_digits_trains_as_torch_saves_the_model_and_plots(tmp_path, capsys):
     r = load("digits").main(["--fast", "--outdir", str(tmp_path)])
     assert r["epochs"] == 3 and r["accuracy"] >= 0.9
     assert abs(r["accuracy"] - r["torch_accuracy"]) <= 0.01 and r["same_class"] >= 0.99
+    assert r["test_loss"] == pytest.approx(r["torch_test_loss"], rel=1e-12)  # the same training, in float64
     assert r["reloaded_equal"] and (tmp_path / "digits_mlp.npz").exists()
     for path in r["plots"]:
         assert os.path.getsize(path) > 1000
