@@ -339,7 +339,8 @@ def torch_cross_entropy(logits, target):
     return loss.item(), grad.detach().numpy(), hessian
 
 
-@pytest.mark.parametrize("logits, target", EDGE_LOGITS + [(z, i % len(z)) for i, (z, _) in enumerate(RANDOM_LOGITS)])
+@pytest.mark.parametrize("logits, target",
+                         EDGE_LOGITS + [(z, i % len(z)) for i, (z, _) in enumerate(RANDOM_LOGITS)])
 def test_cross_entropy_value_gradient_and_hessian_equal_torchs(logits, target):
     loss, grad, hessian = torch_cross_entropy(logits, target)
     ours = tg.value_and_grad(lambda z: tg.nn.cross_entropy(z, target))
@@ -511,7 +512,8 @@ def _tamper(path, **changes):
     (dict(module="Sequential"), "cannot build"),
     (dict(module="os.system"), "cannot build"),
     (dict(config={"nin": 2, "nouts": [[3, "relu"], [1, "linear"]], "evil": 1}), "cannot build"),
-    (dict(config={"nin": 2, "nouts": [[10 ** 9, "relu"], [1, "linear"]]}), "has 4000000001 parameters, the file has 13"),
+    (dict(config={"nin": 2, "nouts": [[10 ** 9, "relu"], [1, "linear"]]}),
+     "has 4000000001 parameters, the file has 13"),
     (dict(config={"nin": 2, "nouts": [[3, "relu"], [1, "swish"]]}), "unknown activation 'swish'"),
     (dict(config={"nin": True, "nouts": [[3, "relu"], [1, "linear"]]}), "positive ints"),
     (dict(config={"nin": 2, "nouts": "3"}), "list of \\[size, activation\\]"),

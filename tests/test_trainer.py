@@ -359,3 +359,12 @@ def test_cross_entropy_labels_are_checked_before_compiling(y, message):
     single = tg.nn.Trainer(tg.nn.MLP(2, [1], seed=0), loss="cross_entropy")
     with pytest.raises(ValueError, match="one output per class"):
         single.fit(np.zeros((3, 2)), np.zeros(3), progress=False)
+
+
+def test_cross_entropy_labels_of_a_dask_array_are_checked_where_they_live():
+    da = pytest.importorskip("dask.array")
+    from tracegrad.nn.trainer import check_labels
+    with pytest.raises(ValueError, match="got 5.0"):
+        check_labels(da.from_array(np.array([0.0, 1.0, 2.0, 5.0]), chunks=2), 3)
+    y = da.from_array(np.array([0.0, 1.0, 2.0]), chunks=2)
+    assert check_labels(y, 3) is y  # still lazy

@@ -198,7 +198,7 @@ def _ufuncs(name, arity, numpy):
         if not isinstance(ufunc, np.ufunc) or (ufunc.nin, ufunc.nout, ufunc.signature) != (arity, 1, None):
             raise ValueError(f"numpy of op {name!r} must name numpy ufuncs of {arity} argument(s) and one result "
                              f"(such as 'arctan2'); np.{n:.40} is not one")
-        if UFUNCS.get(ufunc, None) is not None and UFUNCS[ufunc].name != name:
+        if ufunc in UFUNCS and UFUNCS[ufunc].name != name:
             raise ValueError(f"np.{ufunc.__name__} already records op {UFUNCS[ufunc].name!r}; "
                              f"op {name!r} cannot take it")
         ufuncs.append(ufunc)

@@ -53,7 +53,8 @@ def save(model, path):
         try:
             text = json.dumps({**header, "parameters": state["parameters"]}, allow_nan=False)
         except ValueError:
-            raise ValueError("the model has nan or inf parameters, which JSON cannot hold; save it as .npz") from None
+            raise ValueError("the model has nan or inf parameters, which JSON cannot hold; "
+                             "save it as .npz") from None
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
     else:
@@ -107,9 +108,11 @@ def _read_npz(path):
                 raise ValueError
             header, parameters = archive["header"], archive["parameters"]
     except (ValueError, zipfile.BadZipFile, EOFError, KeyError):
-        raise ValueError(f"{path!r:.200} is not a tracegrad model file (.npz with a header and parameters)") from None
+        raise ValueError(f"{path!r:.200} is not a tracegrad model file "
+                         "(.npz with a header and parameters)") from None
     if header.shape != () or header.dtype.kind != "U" or parameters.dtype != np.float64 or parameters.ndim != 1:
-        raise ValueError(f"{path!r:.200} is not a tracegrad model file (its arrays are not a header and parameters)")
+        raise ValueError(f"{path!r:.200} is not a tracegrad model file "
+                         "(its arrays are not a header and parameters)")
     return _json(str(header), path), parameters.tolist()
 
 
@@ -121,13 +124,15 @@ def _json(text, path):
 
 
 def _build(module, config, count, path):
-    """The module named ``module`` built from ``config``, after checking that its sizes give ``count`` parameters."""
+    """The module named ``module`` built from ``config``, once its sizes are checked to give ``count``
+    parameters (nothing is allocated for a file that lies about them)."""
     cls = MODULES.get(module) if isinstance(module, str) else None
     keys = {"MLP": {"nin", "nouts"}, "TanhMLP": {"nin", "nouts"}, "Layer": {"nin", "nout", "activation"},
             "Neuron": {"nin", "activation"}, "TanhNeuron": {"nin"}}
     if cls is None or not isinstance(config, dict) or set(config) != keys[module]:
-        raise ValueError(f"{path!r:.200} holds a {module!r:.60} with config {config!r:.200}, which tg.nn.load cannot "
-                         f"build (it builds {', '.join(MODULES)}); build the model and call tg.nn.load(path, model)")
+        raise ValueError(f"{path!r:.200} holds a {module!r:.60} with config {config!r:.200}, which "
+                         f"tg.nn.load cannot build (it builds {', '.join(MODULES)}); build the model and "
+                         "call tg.nn.load(path, model)")
     nouts = config.get("nouts", [[config.get("nout", 1), None]])
     if not (isinstance(nouts, list) and nouts and all(isinstance(n, list) and len(n) == 2 for n in nouts)):
         raise ValueError(f"{path!r:.200}: the layers of its config must be a list of [size, activation]")

@@ -100,8 +100,8 @@ class Trainer:
     ``loss``: ``"hinge"``, ``"mse"``, ``"bce"`` (probabilities), ``"bce_logits"``,
     ``"cross_entropy"`` (one output per class, ``y`` the class index of each sample;
     accuracy by argmax), or a traceable function ``loss(output, target)`` of one sample
-    (output a scalar, or a list for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or ``tg.nn.Adam(...)`` without
-    parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
+    (output a scalar, or a list for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or
+    ``tg.nn.Adam(...)`` without parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
 
     >>> import numpy as np, tracegrad as tg
     >>> model = tg.nn.MLP(1, [1], seed=0)
