@@ -19,7 +19,7 @@ def load(name):
 
 
 def test_every_example_is_tested():
-    tested = {"moons", "quickstart", "pendulum", "curve_fit_newton", "sympy_derivatives"}
+    tested = {"moons", "quickstart", "pendulum", "curve_fit_newton", "sympy_derivatives", "digits"}
     assert {f[:-3] for f in os.listdir(EXAMPLES) if f.endswith(".py")} == tested
 
 
@@ -42,6 +42,23 @@ def test_moons_trains_and_saves_plots(tmp_path, capsys):
     for name in ("moons_decision_boundary.png", "moons_loss.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert "training accuracy" in capsys.readouterr().out
+
+
+def test_digits_trains_as_torch_saves_the_model_and_plots(tmp_path, capsys):
+    """Three epochs of the digits MLP: PyTorch, from the same weights on the same batches, reaches the
+    same test accuracy and predicts the same classes; the saved model predicts the same."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("torch")
+    r = load("digits").main(["--fast", "--outdir", str(tmp_path)])
+    assert r["epochs"] == 3 and r["accuracy"] >= 0.9
+    assert abs(r["accuracy"] - r["torch_accuracy"]) <= 0.01 and r["same_class"] >= 0.99
+    assert r["test_loss"] == pytest.approx(r["torch_test_loss"], rel=1e-12)  # the same training, in float64
+    assert r["reloaded_equal"] and (tmp_path / "digits_mlp.npz").exists()
+    for path in r["plots"]:
+        assert os.path.getsize(path) > 1000
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "PyTorch" in out
 
 
 def test_pendulum_equations_energy_and_sensitivity():

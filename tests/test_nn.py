@@ -316,3 +316,250 @@ def test_moons_demo_step_classifies():
             p.data -= (1.0 - 0.9 * k / 100) * p.grad
     accuracy = np.mean([(yi > 0) == (s.data > 0) for yi, s in zip(y, scores)])
     assert accuracy >= 0.85 and total.data < 0.3 * first
+
+
+# ---------------------------------------------------------------- multi-class: cross_entropy, softmax
+
+F = torch.nn.functional
+EDGE_LOGITS = [
+    ([1000.0, -1000.0, 0.0], 1), ([1000.0, -1000.0, 0.0], 0), ([-1000.0, -1000.0], 1), ([1e3, 1e3, -1e3], 2),
+    ([1e3, 1e3 - 1e-10], 1), ([0.0, 0.0, 0.0, 0.0], 3), ([-1e3, 1e3, 999.0, -5.0], 2), ([3.0, -1.0], 0),
+    ([1e-300, -1e-300], 0), ([40.0, -40.0, 700.0, -700.0, 0.5], 3),
+]
+RNG = np.random.default_rng(7)
+RANDOM_LOGITS = [(list(RNG.normal(scale=s, size=int(RNG.integers(2, 8)))), None) for s in (0.1, 1.0, 30.0, 300.0)]
+
+
+def torch_cross_entropy(logits, target):
+    z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    loss = F.cross_entropy(z[None] if z.ndim == 1 else z, torch.tensor([target] if z.ndim == 1 else target))
+    (grad,) = torch.autograd.grad(loss, z, create_graph=True)
+    hessian = torch.autograd.functional.hessian(
+        lambda z: F.cross_entropy(z[None], torch.tensor([target])), z.detach()) if z.ndim == 1 else None
+    return loss.item(), grad.detach().numpy(), hessian
+
+
+@pytest.mark.parametrize("logits, target",
+                         EDGE_LOGITS + [(z, i % len(z)) for i, (z, _) in enumerate(RANDOM_LOGITS)])
+def test_cross_entropy_value_gradient_and_hessian_equal_torchs(logits, target):
+    loss, grad, hessian = torch_cross_entropy(logits, target)
+    ours = tg.value_and_grad(lambda z: tg.nn.cross_entropy(z, target))
+    value, g = ours(logits)
+    assert math.isclose(value, loss, rel_tol=1e-12, abs_tol=1e-300) and np.allclose(g, grad, rtol=1e-12, atol=1e-12)
+    assert tg.nn.cross_entropy(logits, target) == pytest.approx(loss, rel=1e-12)  # on floats
+    # the target traced too (as the Trainer has it), compiled, and on Values
+    traced = tg.jit(tg.value_and_grad(tg.nn.cross_entropy))(logits, float(target))
+    assert math.isclose(traced[0], loss, rel_tol=1e-12) and np.allclose(traced[1], grad, rtol=1e-12, atol=1e-12)
+    zs = [Value(v) for v in logits]
+    out = tg.nn.cross_entropy(zs, np.int64(target))
+    out.backward()
+    assert math.isclose(out.data, loss, rel_tol=1e-12)
+    assert np.allclose([z.grad for z in zs], grad, rtol=1e-12, atol=1e-12)
+    assert np.allclose(tg.hessian(lambda z: tg.nn.cross_entropy(z, target))(logits), hessian.numpy(),
+                       rtol=1e-10, atol=1e-12)
+
+
+def test_cross_entropy_of_a_batch_is_the_mean_as_torch():
+    logits = RNG.normal(scale=50.0, size=(6, 4))
+    logits[0] = [1e3, -1e3, 0.0, 5.0]
+    targets = np.array([0, 3, 1, 2, 2, 1])
+    loss, grad, _ = torch_cross_entropy(logits, targets)
+    for z, t in [(logits, targets), (logits.tolist(), targets.tolist()), (logits, targets.astype(float))]:
+        value, g = tg.value_and_grad(tg.nn.cross_entropy)(z, t)
+        assert math.isclose(value, loss, rel_tol=1e-12)
+        assert np.allclose(g, grad, rtol=1e-12, atol=1e-14)
+
+
+def test_logsumexp_softmax_and_log_softmax_equal_torchs():
+    cases = [z for z, _ in EDGE_LOGITS + RANDOM_LOGITS] + [[math.inf, 1.0], [-math.inf, -math.inf], [5.0]]
+    for z in cases:
+        t = torch.tensor(z, dtype=torch.float64)
+        assert tg.logsumexp(z) == torch.logsumexp(t, 0).item()
+        assert np.allclose(tg.nn.softmax(z), torch.softmax(t, 0).numpy(), rtol=1e-15, atol=1e-300, equal_nan=True)
+        assert np.allclose(tg.nn.log_softmax(z), F.log_softmax(t, 0).numpy(), rtol=1e-15, atol=1e-300,
+                           equal_nan=True)
+        if not all(map(math.isfinite, z)):
+            continue
+        weights = np.linspace(-1.0, 2.0, len(z))
+        for ours, theirs in [(tg.logsumexp, lambda t: torch.logsumexp(t, 0)),
+                             (lambda z: np.dot(weights, tg.nn.softmax(np.array(z))), lambda t: torch.softmax(t, 0)),
+                             (lambda z: np.dot(weights, tg.nn.log_softmax(z)), lambda t: F.log_softmax(t, 0))]:
+            t = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+            y = theirs(t)
+            (y if y.ndim == 0 else y @ torch.tensor(weights)).backward()
+            assert np.allclose(tg.grad(ours)(z), t.grad.numpy(), rtol=1e-12, atol=1e-15), z
+    rows = np.array([[1.0, 2.0, 3.0], [1e3, 0.0, -1e3]])
+    assert np.allclose(tg.nn.softmax(rows), torch.softmax(torch.tensor(rows), 1).numpy(), rtol=1e-15)
+    assert tg.logsumexp(rows.tolist()) == torch.logsumexp(torch.tensor(rows), 1).tolist()
+    assert type(tg.nn.softmax(rows)) is np.ndarray and type(tg.nn.softmax(rows.tolist())) is list
+    assert tg.grad(lambda a: tg.nn.log_softmax(a)[0, 1])(rows).shape == (2, 3)
+
+
+@pytest.mark.parametrize("logits, target, error, message", [
+    ([1.0, 2.0], 2, ValueError, r"class index 0 \.\.\. 1"),
+    ([1.0, 2.0], -1, ValueError, "class index"),
+    ([1.0, 2.0], 0.5, ValueError, "class index"),
+    ([1.0, 2.0], True, TypeError, "class index"),
+    ([1.0, 2.0], "1", TypeError, "class index"),
+    ([1.0, 2.0], [0.3, 0.7], TypeError, "probabilities are not supported"),
+    ([1.0], 0, ValueError, "at least 2"),
+    ([], 0, TypeError, "non-empty|scores"),
+    (3.0, 0, TypeError, "class scores"),
+    ([[1.0, 2.0], [3.0, 4.0]], [0], ValueError, "needs 2 targets"),
+    ([[1.0, 2.0], [3.0, 4.0]], 0, ValueError, "needs 2 targets"),
+])
+def test_cross_entropy_bad_input(logits, target, error, message):
+    with pytest.raises(error, match=message):
+        tg.nn.cross_entropy(logits, target)
+
+
+def test_softmax_bad_input():
+    for fn in (tg.logsumexp, tg.nn.softmax, tg.nn.log_softmax):
+        with pytest.raises(TypeError, match="scores"):
+            fn(2.0)
+        with pytest.raises(TypeError, match="non-empty"):
+            fn([])
+        with pytest.raises(TypeError, match="real numbers"):
+            fn(["a", "b"])
+
+
+# ---------------------------------------------------------------- saving and loading
+
+MODELS = [lambda: MLP(3, [5, (4, "tanh"), (2, "sigmoid")], seed=1), lambda: tg.nn.TanhMLP(3, [4, 2], seed=2),
+          lambda: Layer(3, 2, activation="tanh", seed=3), lambda: Neuron(3, seed=4),
+          lambda: tg.nn.TanhNeuron(3, seed=5), lambda: MLP(3, [2], seed=6)]
+
+
+@pytest.mark.parametrize("make", MODELS, ids=lambda make: repr(make()))
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_save_and_load_rebuild_the_model(make, suffix, tmp_path):
+    model = make()
+    path = tmp_path / f"model{suffix}"
+    tg.nn.save(model, path)
+    again = tg.nn.load(path)
+    assert type(again) is type(model) and repr(again) == repr(model) and again.config() == model.config()
+    assert [p.data for p in again.parameters()] == [p.data for p in model.parameters()]  # bit for bit
+    x = [0.3, -1.2, 0.7]
+    out, expected = again(x), model(x)
+    outs = out if isinstance(out, list) else [out]
+    assert [o.data for o in outs] == [o.data for o in (expected if isinstance(expected, list) else [expected])]
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:  # plain arrays only: no pickle inside
+            assert sorted(archive.files) == ["header", "parameters"] and archive["parameters"].dtype == float
+    else:
+        data = json.loads(path.read_text())
+        assert data["format"] == "tracegrad.nn" and data["module"] == type(model).__name__
+    twin = make()
+    for p in twin.parameters():
+        p.data = 0.0
+    assert tg.nn.load(str(path), twin) is twin and [p.data for p in twin.parameters()] == [
+        p.data for p in model.parameters()]
+
+
+def test_a_trained_classifier_round_trips_and_predicts_the_same(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    model = MLP(2, [(6, "tanh"), 3], seed=0)
+    tg.nn.Trainer(model, loss="cross_entropy", optimizer=Adam(lr=0.05)).fit(X, y, epochs=20, progress=False)
+    for name in ("m.npz", "m.json"):
+        tg.nn.save(model, tmp_path / name)
+        assert np.array_equal(tg.nn.load(tmp_path / name).predict(X), model.predict(X))
+
+
+def test_state_dict_keeps_the_flat_list_form_and_checks_the_structure():
+    model = MLP(2, [3, 1], seed=0)
+    flat = [p.data + 1.0 for p in model.parameters()]
+    model.load_state_dict(flat)  # a flat list, as before (benchmarks/moons.py)
+    model.load_state_dict(np.array(flat))
+    assert [p.data for p in model.parameters()] == flat
+    model.load_state_dict({"parameters": flat})
+    with pytest.raises(ValueError, match=r"config .*'nouts': \[\[3, 'tanh'\]"):
+        model.load_state_dict(MLP(2, [(3, "tanh"), 1], seed=0).state_dict())
+    with pytest.raises(TypeError, match="real numbers"):
+        model.load_state_dict(["a"] * len(flat))
+    assert [p.data for p in model.parameters()] == flat  # nothing set from a bad state
+
+
+class Custom(tg.nn.Module):
+    def __init__(self):
+        self.a, self.b = Value(1.5), Value(-2.0)
+
+    def __call__(self, x):
+        return self.a * x[0] + self.b
+
+    def parameters(self):
+        return [self.a, self.b]
+
+
+def test_a_module_of_your_own_saves_and_loads_into_a_model_you_build(tmp_path):
+    model = Custom()
+    tg.nn.save(model, tmp_path / "c.json")
+    with pytest.raises(ValueError, match="cannot build.*tg.nn.load\\(path, model\\)"):
+        tg.nn.load(tmp_path / "c.json")
+    other = Custom()
+    other.a.data = 0.0
+    assert tg.nn.load(tmp_path / "c.json", other).a.data == 1.5
+
+
+def _tamper(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(module="Sequential"), "cannot build"),
+    (dict(module="os.system"), "cannot build"),
+    (dict(config={"nin": 2, "nouts": [[3, "relu"], [1, "linear"]], "evil": 1}), "cannot build"),
+    (dict(config={"nin": 2, "nouts": [[10 ** 9, "relu"], [1, "linear"]]}),
+     "has 4000000001 parameters, the file has 13"),
+    (dict(config={"nin": 2, "nouts": [[3, "relu"], [1, "swish"]]}), "unknown activation 'swish'"),
+    (dict(config={"nin": True, "nouts": [[3, "relu"], [1, "linear"]]}), "positive ints"),
+    (dict(config={"nin": 2, "nouts": "3"}), "list of \\[size, activation\\]"),
+    (dict(config=None), "cannot build"),
+    (dict(parameters=[1.0] * 12), "has 13 parameters, the file has 12"),
+    (dict(parameters=["1.0"] * 13), "list of numbers"),
+    (dict(parameters=[True] * 13), "list of numbers"),
+    (dict(format="pickle"), "not a tracegrad model file"),
+    (dict(version=2), "version 2"),
+    (dict(extra=1), "not a tracegrad model file"),
+])
+def test_a_tampered_json_file_is_a_value_error(tmp_path, change, message):
+    path = tmp_path / "m.json"
+    tg.nn.save(MLP(2, [3, 1], seed=0), path)
+    _tamper(path, **change)
+    with pytest.raises(ValueError, match=message):
+        tg.nn.load(path)
+
+
+def test_files_that_are_not_model_files_are_value_errors(tmp_path):
+    import pickle
+    bad = {"garbage.npz": b"\x00\x01 not a zip", "pickle.npz": pickle.dumps({"parameters": [1.0]}),
+           "empty.json": b"", "list.json": b"[1, 2, 3]", "deep.json": b"[" * 100000 + b"]" * 100000,
+           "nan.json": b'{"format": "tracegrad.nn", "parameters": NaN}', "latin.json": b"\xff\xfe{"}
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match="not a tracegrad model file|list of numbers"):
+            tg.nn.load(tmp_path / name)
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    np.savez(tmp_path / "objects.npz", header=np.array(["x"], dtype=object), parameters=np.zeros(3))
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    np.savez(tmp_path / "ints.npz", header=np.array("{}"), parameters=np.zeros(3, dtype=int))
+    for name in ("array.npz", "objects.npz", "other.npz", "ints.npz"):
+        with pytest.raises(ValueError, match="not a tracegrad model file"):
+            tg.nn.load(tmp_path / name)
+    for call in (lambda: tg.nn.save(MLP(2, [1]), tmp_path / "m.pkl"), lambda: tg.nn.load(tmp_path / "m.txt")):
+        with pytest.raises(ValueError, match=r"\.npz or \.json"):
+            call()
+    with pytest.raises(FileNotFoundError):
+        tg.nn.load(tmp_path / "missing.npz")
+    with pytest.raises(TypeError, match="Module"):
+        tg.nn.save([Value(1.0)], tmp_path / "m.json")
+    model = MLP(2, [1], seed=0)
+    model.parameters()[0].data = math.nan
+    with pytest.raises(ValueError, match="nan or inf .* save it as .npz"):
+        tg.nn.save(model, tmp_path / "nan.json")
+    tg.nn.save(model, tmp_path / "nan.npz")
+    assert math.isnan(tg.nn.load(tmp_path / "nan.npz").parameters()[0].data)

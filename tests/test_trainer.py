@@ -8,6 +8,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import torch
 
 import tracegrad as tg
 from tracegrad.backends.llvm_loops import BatchLoop
@@ -285,3 +286,85 @@ def test_moons_example_data_equals_sklearn():
     X, y = make_data()
     Xs, ys = make_moons(n_samples=100, noise=0.1, random_state=0)
     assert np.array_equal(X, Xs) and np.array_equal(y, 2.0 * ys - 1.0)
+
+
+# ---------------------------------------------------------------- multi-class: loss="cross_entropy"
+
+def torch_mlp_steps(model, X, y, epochs, lr, hidden="tanh"):
+    """Full-batch SGD on the same MLP in PyTorch float64: per epoch the loss and the argmax accuracy
+    (before the step, as the Trainer reports them), then the parameters in tracegrad's order."""
+    layers, flat = [], [p.data for p in model.parameters()]
+    for layer in model.layers:
+        nin, nout = len(layer.neurons[0].w), len(layer.neurons)
+        block = torch.tensor(flat[:(nin + 1) * nout], dtype=torch.float64).reshape(nout, nin + 1)
+        flat = flat[(nin + 1) * nout:]
+        layers.append((block[:, :nin].clone().requires_grad_(), block[:, nin].clone().requires_grad_()))
+    params = [t for pair in layers for t in pair]
+    opt = torch.optim.SGD(params, lr=lr)
+    X, labels, losses, accuracy = torch.tensor(X), torch.tensor(y, dtype=torch.long), [], []
+    for _ in range(epochs):
+        h = X
+        for i, (w, b) in enumerate(layers):
+            h = h @ w.T + b
+            h = getattr(torch, hidden)(h) if i < len(layers) - 1 else h
+        loss = torch.nn.functional.cross_entropy(h, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        accuracy.append((h.argmax(dim=1) == labels).double().mean().item())
+    weights = [v for w, b in layers for row, bias in zip(w.tolist(), b.tolist()) for v in row + [bias]]
+    return losses, accuracy, weights
+
+
+def test_cross_entropy_trainer_follows_torch_step_for_step():
+    rng = np.random.default_rng(4)
+    X = rng.normal(scale=3.0, size=(45, 3))
+    y = np.argmax(X @ rng.normal(size=(3, 4)), axis=1)  # 4 classes, ints
+    model = tg.nn.MLP(3, [(8, "tanh"), 4], seed=5)
+    losses, accuracy, weights = torch_mlp_steps(model, X, y, 40, 0.3)
+    trainer = tg.nn.Trainer(model, loss="cross_entropy", optimizer=tg.nn.SGD(lr=0.3))
+    history = trainer.fit(X, y, epochs=40, progress=False)
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-10)
+    assert history["accuracy"] == accuracy and accuracy[-1] > accuracy[0]
+    np.testing.assert_allclose([p.data for p in model.parameters()], weights, rtol=1e-10, atol=1e-13)
+    logits = model.predict(X)  # the logits
+    assert logits.shape == (45, 4)
+    assert tg.nn.cross_entropy(logits, y) == pytest.approx(
+        torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(y)).item(), rel=1e-13)
+
+
+def test_cross_entropy_accuracy_is_argmax_with_the_first_of_ties():
+    """Equal logits: torch.argmax picks the first class; so does the Trainer's accuracy."""
+    model = tg.nn.MLP(2, [3], seed=0)
+    for p in model.parameters():
+        p.data = 0.0  # every logit 0: the predicted class is 0
+    trainer = tg.nn.Trainer(model, loss="cross_entropy", optimizer=tg.nn.SGD(lr=0.0))
+    history = trainer.fit(np.zeros((4, 2)), np.array([0, 1, 2, 0]), epochs=1, progress=False)
+    assert history["accuracy"] == [0.5] and history["loss"] == [pytest.approx(math.log(3.0), rel=1e-15)]
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array([0, 1, 3]), r"class indices 0 \.\.\. 2 .* got 3.0"),
+    (np.array([0, -1, 2]), r"got -1.0"),
+    (np.array([0.0, 1.5, 2.0]), r"got 1.5"),
+    (np.eye(3), r"one class index per sample .* y.argmax\(axis=1\)"),
+    (np.array([0, 1]), "one target per sample"),
+])
+def test_cross_entropy_labels_are_checked_before_compiling(y, message):
+    trainer = tg.nn.Trainer(tg.nn.MLP(2, [3], seed=0), loss="cross_entropy")
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(np.zeros((3, 2)), y, progress=False)
+    assert trainer._compiled == {}
+    single = tg.nn.Trainer(tg.nn.MLP(2, [1], seed=0), loss="cross_entropy")
+    with pytest.raises(ValueError, match="one output per class"):
+        single.fit(np.zeros((3, 2)), np.zeros(3), progress=False)
+
+
+def test_cross_entropy_labels_of_a_dask_array_are_checked_where_they_live():
+    da = pytest.importorskip("dask.array")
+    from tracegrad.nn.trainer import check_labels
+    with pytest.raises(ValueError, match="got 5.0"):
+        check_labels(da.from_array(np.array([0.0, 1.0, 2.0, 5.0]), chunks=2), 3)
+    y = da.from_array(np.array([0.0, 1.0, 2.0]), chunks=2)
+    assert check_labels(y, 3) is y  # still lazy

@@ -19,6 +19,7 @@ from .value import Value, graph_of
 from .viz import draw
 from .vmap import vmap
 from . import nn
+from .nn import logsumexp
 
 __version__ = "0.1.0"
 
@@ -28,5 +29,5 @@ globals().update(_MATH_FUNCTIONS)  # tg.exp, tg.atan2 ...: one per row of the op
 __all__ = [
     "Function", "Graph", "fori_loop", "map", "scan", "unroll", "TracingError", "Value", "defop", "draw", "grad", "graph_of", "jit", "jvp", "nn",
     "trace", "value_and_grad", "vjp", "vmap", "check_grads", "custom_jvp", "custom_vjp", "export_sympy",
-    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "optimize", *sorted(_MATH_FUNCTIONS),
+    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "logsumexp", "optimize", *sorted(_MATH_FUNCTIONS),
 ]

@@ -8,6 +8,8 @@ ops. Backends derive their code from the form; there is no list of op names outs
 module. Rules are written with the functions of this module, so one rule serves floats
 (eager ``Value``), tracers (adjoint IR) and, by tracing the rule itself, higher
 derivatives. ``tg.defop`` is public: users add their own primitives the same way.
+A row's ``numpy`` facet names the numpy ufuncs that compute it: ``np.arctan2(y, x)`` on
+traced values or Values records ``atan2`` (see ``Arithmetic.__array_ufunc__``).
 
 ``bind(op, *args)`` applies an op to floats or to boxed values: a type that defines
 ``_tg_bind(op, args, param)`` and a ``_tg_level`` (tracers, ``Value``) takes over; the
@@ -29,6 +31,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _ieee
+from .errors import TracingError
+from .pytree import elementwise, plain
 
 INFIX = ("+", "-", "*", "/")
 PREFIX = ("-",)
@@ -62,6 +66,7 @@ class Op:
     select: bool = False
     has_param: bool = False
     commutative: bool = False
+    numpy: tuple = ()
     builtin: bool = False
     ident: str = ""
     token: str = ""
@@ -75,6 +80,7 @@ class Op:
 
 
 TABLE: dict = {}
+UFUNCS: dict = {}  # numpy ufunc -> the op it records on traced values and Values (the rows' numpy facets)
 _BUILTINS = None  # the names of the package's own rows, set once the table below is built
 
 
@@ -104,7 +110,7 @@ def libm():
 
 
 def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None, address=None, lower=None,
-          infix=None, prefix=None, compare=None, select=False, has_param=False, commutative=False):
+          infix=None, prefix=None, compare=None, select=False, has_param=False, commutative=False, numpy=None):
     """Define a primitive: add a row to the op table and return its ``Op`` (call it like a function).
 
     - ``eval(*floats)``: the value on floats, IEEE (nan / inf, never an exception).
@@ -122,6 +128,8 @@ def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None
     - ``has_param``: the op takes a constant parameter after its arguments (``powc``'s
       exponent); such ops need ``lower``. ``commutative``: a binary op with
       ``op(x, y) == op(y, x)`` (one node for both orders).
+    - ``numpy``: the name (or a tuple of names) of the numpy ufuncs that compute the op,
+      of ``arity`` arguments: ``np.<name>`` on traced values and Values then records it.
 
     ``name`` is an identifier, not one of the package's own ops; defining a name again
     replaces your earlier definition (code compiled for the old one is not reused).
@@ -163,15 +171,38 @@ def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None
         raise ValueError(f"op {name!r} has a parameter, so compiled code needs lower=(*args, param)")
     if commutative and arity != 2:
         raise ValueError(f"only a binary op can be commutative ({name!r} has arity {arity})")
+    ufuncs = _ufuncs(name, arity, numpy)
     cfunc = _cfunction(name, arity, symbol, address) if symbol is not None or address is not None else None
     if eval is None:
         eval = cfunc if cfunc is not None else lower
     op = Op(name, arity, eval, vjp or _no_vjp(name), jvp, sympy, symbol, address, lower, infix, prefix, compare,
-            select, has_param, commutative, builtin=_BUILTINS is None,
+            select, has_param, commutative, tuple(u.__name__ for u in ufuncs), builtin=_BUILTINS is None,
             ident=name if _BUILTINS is None else "op_" + hashlib.sha256(name.encode()).hexdigest()[:12],
             token="" if _BUILTINS is None else secrets.token_hex(16), cfunc=cfunc)
     TABLE[name] = op
+    for ufunc in [u for u, o in UFUNCS.items() if o.name == name]:  # an earlier definition's
+        del UFUNCS[ufunc]
+    UFUNCS.update(dict.fromkeys(ufuncs, op))
     return op
+
+
+def _ufuncs(name, arity, numpy):
+    """The numpy ufuncs named by an op's ``numpy`` facet (a name or a tuple of names)."""
+    names = (numpy,) if isinstance(numpy, str) else () if numpy is None else numpy
+    if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"numpy of op {name!r} must be the name of a numpy ufunc or a tuple of names, "
+                        f"got {numpy!r:.80}")
+    ufuncs = []
+    for n in names:
+        ufunc = getattr(np, n, None)
+        if not isinstance(ufunc, np.ufunc) or (ufunc.nin, ufunc.nout, ufunc.signature) != (arity, 1, None):
+            raise ValueError(f"numpy of op {name!r} must name numpy ufuncs of {arity} argument(s) and one result "
+                             f"(such as 'arctan2'); np.{n:.40} is not one")
+        if ufunc in UFUNCS and UFUNCS[ufunc].name != name:
+            raise ValueError(f"np.{ufunc.__name__} already records op {UFUNCS[ufunc].name!r}; "
+                             f"op {name!r} cannot take it")
+        ufuncs.append(ufunc)
+    return ufuncs
 
 
 def _cfunction(name, arity, symbol, address):
@@ -302,8 +333,8 @@ def _function(op, summary="", example=None, names=None, method=True):
     return fn
 
 
-def _compare(name, test, sympy_rel, symbol):
-    return defop(name, 2, lambda x, y: 1.0 if test(x, y) else 0.0, compare=symbol,
+def _compare(name, test, sympy_rel, symbol, ufunc):
+    return defop(name, 2, lambda x, y: 1.0 if test(x, y) else 0.0, compare=symbol, numpy=ufunc,
                  vjp=lambda g, out, x, y: (None, None),
                  sympy=lambda sp, x, y: sp.Piecewise((1.0, sympy_rel(sp)(x, y)), (0.0, True)))
 
@@ -316,15 +347,15 @@ def _zero(g, out, x):
 # Rules mirror PyTorch's derivative formulas (tools/autograd/derivatives.yaml), in
 # the same order of operations, so that results agree bit for bit where they can.
 
-ADD = defop("add", 2, lambda x, y: x + y, commutative=True, infix="+",
+ADD = defop("add", 2, lambda x, y: x + y, commutative=True, infix="+", numpy="add",
             vjp=lambda g, out, x, y: (g, g), sympy=lambda sp, x, y: x + y)
-SUB = defop("sub", 2, lambda x, y: x - y, infix="-",
+SUB = defop("sub", 2, lambda x, y: x - y, infix="-", numpy="subtract",
             vjp=lambda g, out, x, y: (g, -g), sympy=lambda sp, x, y: x - y)
-MUL = defop("mul", 2, lambda x, y: x * y, commutative=True, infix="*",
+MUL = defop("mul", 2, lambda x, y: x * y, commutative=True, infix="*", numpy="multiply",
             vjp=lambda g, out, x, y: (g * y, g * x), sympy=lambda sp, x, y: x * y)
-DIV = defop("div", 2, _ieee.div, infix="/",  # IEEE: x / 0 is ±inf or nan, where Python's / raises
+DIV = defop("div", 2, _ieee.div, infix="/", numpy="divide",  # IEEE: x / 0 is ±inf or nan, where Python's / raises
             vjp=lambda g, out, x, y: (div(g, y), -g * div(out, y)), sympy=lambda sp, x, y: x / y)
-NEG = defop("neg", 1, lambda x: -x, prefix="-",
+NEG = defop("neg", 1, lambda x: -x, prefix="-", numpy="negative",
             vjp=lambda g, out, x: (-g,), sympy=lambda sp, x: -x)
 
 
@@ -349,25 +380,25 @@ POWC = defop("powc", 1, _powc, has_param=True, lower=_powc,  # x ** p, p a const
              vjp=lambda g, out, x, p: (None,) if p == 0.0 else (g * (p * bind(POWC, x, param=p - 1.0)),),
              sympy=lambda sp, x, p: x ** (sp.Integer(int(p)) if p.is_integer() else sp.Float(p)),
              jvp=lambda ts, out, x, p: None if p == 0.0 else ts[0] * (p * bind(POWC, x, param=p - 1.0)))
-POW = defop("pow", 2, _ieee.pow, symbol="pow",  # x ** y, both traced
+POW = defop("pow", 2, _ieee.pow, symbol="pow", numpy=("power", "float_power"),  # x ** y; np.power: tg.pow
             vjp=lambda g, out, x, y: (
                 where(y == 0.0, 0.0, g * (y * bind(POW, x, y - 1.0))),  # pow even where y is a float
                 g * where((x == 0.0) * (y >= 0.0), 0.0, out * log(x))),
             sympy=lambda sp, x, y: x ** y)
-EXP = defop("exp", 1, _ieee.exp, symbol="exp",
+EXP = defop("exp", 1, _ieee.exp, symbol="exp", numpy="exp",
             vjp=lambda g, out, x: (g * out,), sympy=lambda sp, x: sp.exp(x))
-LOG = defop("log", 1, _ieee.log, symbol="log",
+LOG = defop("log", 1, _ieee.log, symbol="log", numpy="log",
             vjp=lambda g, out, x: (div(g, x),), sympy=lambda sp, x: sp.log(x))
-LOG1P = defop("log1p", 1, _ieee.log1p, symbol="log1p",
+LOG1P = defop("log1p", 1, _ieee.log1p, symbol="log1p", numpy="log1p",
               vjp=lambda g, out, x: (div(g, x + 1.0),),
               sympy=lambda sp, x: sp.codegen.cfunctions.log1p(x))  # accurate when lambdified
-SQRT = defop("sqrt", 1, _ieee.sqrt, symbol="sqrt",
+SQRT = defop("sqrt", 1, _ieee.sqrt, symbol="sqrt", numpy="sqrt",
              vjp=lambda g, out, x: (div(g, 2.0 * out),), sympy=lambda sp, x: sp.sqrt(x))
-SIN = defop("sin", 1, _ieee.sin, symbol="sin",
+SIN = defop("sin", 1, _ieee.sin, symbol="sin", numpy="sin",
             vjp=lambda g, out, x: (g * cos(x),), sympy=lambda sp, x: sp.sin(x))
-COS = defop("cos", 1, _ieee.cos, symbol="cos",
+COS = defop("cos", 1, _ieee.cos, symbol="cos", numpy="cos",
             vjp=lambda g, out, x: (g * -sin(x),), sympy=lambda sp, x: sp.cos(x))
-TANH = defop("tanh", 1, _ieee.tanh, symbol="tanh",
+TANH = defop("tanh", 1, _ieee.tanh, symbol="tanh", numpy="tanh",
              vjp=lambda g, out, x: (g * (1.0 - out * out),), sympy=lambda sp, x: sp.tanh(x))
 SIGMOID = defop("sigmoid", 1, lambda x: 1.0 / (1.0 + _ieee.exp(-x)),  # never overflows: 1/inf = 0
                 vjp=lambda g, out, x: ((g * (1.0 - out)) * out,),
@@ -384,28 +415,28 @@ RELU = defop("relu", 1, lambda x: 0.0 if x < 0.0 else x,  # relu(-0.0) = -0.0, r
              vjp=lambda g, out, x: (where(out <= 0.0, 0.0, g),),  # relu'(0) = 0
              sympy=lambda sp, x: sp.Max(x, 0),
              lower=lambda x: where(x < 0.0, 0.0, x))
-SIGN = defop("sign", 1, _ieee.sign,  # sign(0) = sign(nan) = 0, as PyTorch
+SIGN = defop("sign", 1, _ieee.sign, numpy="sign",  # sign(0) = sign(nan) = 0, as PyTorch (np.sign(nan): nan)
              vjp=_zero, sympy=lambda sp, x: sp.sign(x),
              lower=lambda x: where(x > 0.0, 1.0, where(x < 0.0, -1.0, 0.0)))
-ABS = defop("abs", 1, abs, symbol="fabs",
+ABS = defop("abs", 1, abs, symbol="fabs", numpy=("absolute", "fabs"),
             vjp=lambda g, out, x: (g * sign(x),),  # abs'(0) = 0
             sympy=lambda sp, x: sp.Abs(x))
-MAXIMUM = defop("maximum", 2, lambda x, y: x if x >= y or x != x else y,  # nan wins; ties: x
+MAXIMUM = defop("maximum", 2, lambda x, y: x if x >= y or x != x else y, numpy="maximum",  # nan wins; ties: x
                 vjp=lambda g, out, x, y: (where(x < y, 0.0, where(x == y, g * 0.5, g)),
                                           where(x > y, 0.0, where(x == y, g * 0.5, g))),
                 sympy=lambda sp, x, y: sp.Max(x, y),
                 lower=lambda x, y: where(x != x, x, where(x >= y, x, y)))
-MINIMUM = defop("minimum", 2, lambda x, y: x if x <= y or x != x else y,
+MINIMUM = defop("minimum", 2, lambda x, y: x if x <= y or x != x else y, numpy="minimum",
                 vjp=lambda g, out, x, y: (where(x > y, 0.0, where(x == y, g * 0.5, g)),
                                           where(x < y, 0.0, where(x == y, g * 0.5, g))),
                 sympy=lambda sp, x, y: sp.Min(x, y),
                 lower=lambda x, y: where(x != x, x, where(x <= y, x, y)))
-LT = _compare("lt", lambda x, y: x < y, lambda sp: sp.StrictLessThan, "<")
-LE = _compare("le", lambda x, y: x <= y, lambda sp: sp.LessThan, "<=")
-GT = _compare("gt", lambda x, y: x > y, lambda sp: sp.StrictGreaterThan, ">")
-GE = _compare("ge", lambda x, y: x >= y, lambda sp: sp.GreaterThan, ">=")
-EQ = _compare("eq", lambda x, y: x == y, lambda sp: sp.Eq, "==")
-NE = _compare("ne", lambda x, y: x != y, lambda sp: sp.Ne, "!=")
+LT = _compare("lt", lambda x, y: x < y, lambda sp: sp.StrictLessThan, "<", "less")
+LE = _compare("le", lambda x, y: x <= y, lambda sp: sp.LessThan, "<=", "less_equal")
+GT = _compare("gt", lambda x, y: x > y, lambda sp: sp.StrictGreaterThan, ">", "greater")
+GE = _compare("ge", lambda x, y: x >= y, lambda sp: sp.GreaterThan, ">=", "greater_equal")
+EQ = _compare("eq", lambda x, y: x == y, lambda sp: sp.Eq, "==", "equal")
+NE = _compare("ne", lambda x, y: x != y, lambda sp: sp.Ne, "!=", "not_equal")
 WHERE = defop("where", 3, lambda c, x, y: x if c else y, select=True,  # c is true where nonzero (nan too)
               vjp=lambda g, out, c, x, y: (None, masked(c, g), masked(c, g, negate=True)),
               jvp=lambda ts, out, c, x, y: None if ts[1] is None and ts[2] is None else where(
@@ -447,13 +478,15 @@ clamp = _function(CLAMP, "min(max(x, lo), hi) as torch.clamp: ``clamp(x, lo, hi)
 # The functions of Python's math module: C's function (symbol) and PyTorch's derivative.
 # One row each; its public function and method come with it.
 _LN2, _LN10, _2_SQRTPI = 0.6931471805599453, 2.3025850929940456, 1.1283791670955126
-_function(defop("tan", 1, _ieee.tan, symbol="tan", vjp=lambda g, out, x: (g * (1.0 + out * out),),
+_function(defop("tan", 1, _ieee.tan, symbol="tan", numpy="tan", vjp=lambda g, out, x: (g * (1.0 + out * out),),
                 sympy=lambda sp, x: sp.tan(x)), "Tangent (radians): nan at ±inf.")
-_function(defop("asin", 1, _ieee.asin, symbol="asin", vjp=lambda g, out, x: (div(g, sqrt(1.0 - x * x)),),
+_function(defop("asin", 1, _ieee.asin, symbol="asin", numpy="arcsin",
+                vjp=lambda g, out, x: (div(g, sqrt(1.0 - x * x)),),
                 sympy=lambda sp, x: sp.asin(x)), "Arcsine: nan outside [-1, 1]; its derivative is inf at ±1.")
-_function(defop("acos", 1, _ieee.acos, symbol="acos", vjp=lambda g, out, x: (-div(g, sqrt(1.0 - x * x)),),
+_function(defop("acos", 1, _ieee.acos, symbol="acos", numpy="arccos",
+                vjp=lambda g, out, x: (-div(g, sqrt(1.0 - x * x)),),
                 sympy=lambda sp, x: sp.acos(x)), "Arccosine: nan outside [-1, 1]; its derivative is -inf at ±1.")
-_function(defop("atan", 1, _ieee.atan, symbol="atan", vjp=lambda g, out, x: (div(g, x * x + 1.0),),
+_function(defop("atan", 1, _ieee.atan, symbol="atan", numpy="arctan", vjp=lambda g, out, x: (div(g, x * x + 1.0),),
                 sympy=lambda sp, x: sp.atan(x)), "Arctangent: ±pi/2 at ±inf.")
 def _atan2_vjp(g, out, y, x):  # as PyTorch: no gradient where x*x + y*y is 0 (or underflows to it)
     square = y * y + x * x
@@ -461,51 +494,59 @@ def _atan2_vjp(g, out, y, x):  # as PyTorch: no gradient where x*x + y*y is 0 (o
     return g * x * r, g * -y * r
 
 
-_function(defop("atan2", 2, _ieee.atan2, symbol="atan2", vjp=_atan2_vjp, sympy=lambda sp, y, x: sp.atan2(y, x)),
+_function(defop("atan2", 2, _ieee.atan2, symbol="atan2", numpy="arctan2", vjp=_atan2_vjp,
+                sympy=lambda sp, y, x: sp.atan2(y, x)),
           "The angle of the point (x, y) as C's atan2(y, x): ``atan2(y, x)``, in [-pi, pi].", names=("y", "x"))
-_function(defop("sinh", 1, _ieee.sinh, symbol="sinh", vjp=lambda g, out, x: (g * cosh(x),),
+_function(defop("sinh", 1, _ieee.sinh, symbol="sinh", numpy="sinh", vjp=lambda g, out, x: (g * cosh(x),),
                 sympy=lambda sp, x: sp.sinh(x)), "Hyperbolic sine: ±inf past ±710.")
-_function(defop("cosh", 1, _ieee.cosh, symbol="cosh", vjp=lambda g, out, x: (g * sinh(x),),
+_function(defop("cosh", 1, _ieee.cosh, symbol="cosh", numpy="cosh", vjp=lambda g, out, x: (g * sinh(x),),
                 sympy=lambda sp, x: sp.cosh(x)), "Hyperbolic cosine: inf past ±710.")
-_function(defop("asinh", 1, _ieee.asinh, symbol="asinh", vjp=lambda g, out, x: (div(g, sqrt(x * x + 1.0)),),
+_function(defop("asinh", 1, _ieee.asinh, symbol="asinh", numpy="arcsinh",
+                vjp=lambda g, out, x: (div(g, sqrt(x * x + 1.0)),),
                 sympy=lambda sp, x: sp.asinh(x)), "Inverse hyperbolic sine.")
-_function(defop("acosh", 1, _ieee.acosh, symbol="acosh", vjp=lambda g, out, x: (div(g, sqrt(x * x - 1.0)),),
+_function(defop("acosh", 1, _ieee.acosh, symbol="acosh", numpy="arccosh",
+                vjp=lambda g, out, x: (div(g, sqrt(x * x - 1.0)),),
                 sympy=lambda sp, x: sp.acosh(x)),
           "Inverse hyperbolic cosine: nan below 1; its derivative is inf at 1.", (2.0,))
-_function(defop("atanh", 1, _ieee.atanh, symbol="atanh", vjp=lambda g, out, x: (div(g * 1.0, 1.0 - x * x),),
+_function(defop("atanh", 1, _ieee.atanh, symbol="atanh", numpy="arctanh",
+                vjp=lambda g, out, x: (div(g * 1.0, 1.0 - x * x),),
                 sympy=lambda sp, x: sp.atanh(x)), "Inverse hyperbolic tangent: ±inf at ±1, nan beyond.")
-_function(defop("expm1", 1, _ieee.expm1, symbol="expm1", vjp=lambda g, out, x: (g * (out + 1.0),),
+_function(defop("expm1", 1, _ieee.expm1, symbol="expm1", numpy="expm1", vjp=lambda g, out, x: (g * (out + 1.0),),
                 sympy=lambda sp, x: sp.codegen.cfunctions.expm1(x)), "exp(x) - 1, accurate for small x.")
-_function(defop("exp2", 1, _ieee.exp2, symbol="exp2", vjp=lambda g, out, x: (g * out * _LN2,),
+_function(defop("exp2", 1, _ieee.exp2, symbol="exp2", numpy="exp2", vjp=lambda g, out, x: (g * out * _LN2,),
                 sympy=lambda sp, x: sp.codegen.cfunctions.exp2(x)), "2 to the power x.")
-_function(defop("log2", 1, _ieee.log2, symbol="log2", vjp=lambda g, out, x: (div(g, x * _LN2),),
+_function(defop("log2", 1, _ieee.log2, symbol="log2", numpy="log2", vjp=lambda g, out, x: (div(g, x * _LN2),),
                 sympy=lambda sp, x: sp.codegen.cfunctions.log2(x)), "Base-2 logarithm: nan below 0, -inf at 0.")
-_function(defop("log10", 1, _ieee.log10, symbol="log10", vjp=lambda g, out, x: (div(g, x * _LN10),),
+_function(defop("log10", 1, _ieee.log10, symbol="log10", numpy="log10", vjp=lambda g, out, x: (div(g, x * _LN10),),
                 sympy=lambda sp, x: sp.codegen.cfunctions.log10(x)), "Base-10 logarithm: nan below 0, -inf at 0.")
 _function(defop("erf", 1, _ieee.erf, symbol="erf", vjp=lambda g, out, x: (_2_SQRTPI * exp(-(x * x)) * g,),
                 sympy=lambda sp, x: sp.erf(x)), "The error function.")
 _function(defop("erfc", 1, _ieee.erfc, symbol="erfc", vjp=lambda g, out, x: (-_2_SQRTPI * exp(-(x * x)) * g,),
                 sympy=lambda sp, x: sp.erfc(x)), "1 - erf(x), accurate where erf(x) is near 1.")
-_function(defop("hypot", 2, symbol="hypot", commutative=True,  # C's hypot (CPython's is its own algorithm)
+_function(defop("hypot", 2, symbol="hypot", numpy="hypot",  # C's hypot (CPython's is its own algorithm)
+                commutative=True,
                 vjp=lambda g, out, x, y: (div(g * x, out), div(g * y, out)),
                 sympy=lambda sp, x, y: sp.codegen.cfunctions.hypot(x, y)),
           "sqrt(x*x + y*y) without overflow: inf if x or y is.")
-_function(defop("cbrt", 1, _ieee.cbrt, symbol="cbrt", vjp=lambda g, out, x: (div(g, 3.0 * (out * out)),),
+_function(defop("cbrt", 1, _ieee.cbrt, symbol="cbrt", numpy="cbrt",
+                vjp=lambda g, out, x: (div(g, 3.0 * (out * out)),),
                 sympy=lambda sp, x: sp.real_root(x, 3)),
           "Cube root, of negative numbers too; its derivative is inf at 0.")
-_function(defop("floor", 1, _ieee.floor, symbol="floor", vjp=_zero, sympy=lambda sp, x: sp.floor(x)),
+_function(defop("floor", 1, _ieee.floor, symbol="floor", numpy="floor", vjp=_zero,
+                sympy=lambda sp, x: sp.floor(x)),
           "The largest integer <= x, as a float; its derivative is 0.", (-0.5,))
-_function(defop("ceil", 1, _ieee.ceil, symbol="ceil", vjp=_zero, sympy=lambda sp, x: sp.ceiling(x)),
+_function(defop("ceil", 1, _ieee.ceil, symbol="ceil", numpy="ceil", vjp=_zero, sympy=lambda sp, x: sp.ceiling(x)),
           "The smallest integer >= x, as a float (ceil(-0.5) is -0.0); its derivative is 0.", (-0.5,))
-_function(defop("trunc", 1, _ieee.trunc, symbol="trunc", vjp=_zero,
+_function(defop("trunc", 1, _ieee.trunc, symbol="trunc", numpy="trunc", vjp=_zero,
                 sympy=lambda sp, x: sp.sign(x) * sp.floor(sp.Abs(x))),
           "x rounded toward 0, as a float; its derivative is 0.", (-1.5,))
-_function(defop("copysign", 2, _ieee.copysign,  # a nan's sign differs between backends, so nan counts as +
+_function(defop("copysign", 2, _ieee.copysign, numpy="copysign",  # a nan's sign differs between
+                # backends, so nan counts as +
                 lower=lambda x, y: where((y < 0.0) + (div(1.0, y) < 0.0), -abs_(x), abs_(x)),
                 vjp=lambda g, out, x, y: (where(x == 0.0, 0.0, g * div(out, x)), None),
                 sympy=lambda sp, x, y: sp.Piecewise((-sp.Abs(x), y < 0), (sp.Abs(x), True))),
           "|x| with the sign of y (-0.0 is negative; nan is positive); the derivative in y is 0.", (2.0, -0.0))
-_function(defop("fmod", 2, _ieee.fmod, symbol="fmod",  # in sympy: the function fmod(x, y), this row's eval
+_function(defop("fmod", 2, _ieee.fmod, symbol="fmod", numpy="fmod",  # in sympy: fmod(x, y), this row's eval
                 vjp=lambda g, out, x, y: (g, -g * trunc(div(x, y)))),
           "The remainder of x / y with the sign of x, as C's fmod; nan for y = 0.", (5.5, 2.0))
 floor, trunc = PUBLIC["floor"], PUBLIC["trunc"]
@@ -520,7 +561,7 @@ def pow(x, y):
     8.0
     """
     if isinstance(y, np.ndarray):  # x ** array: each element as below
-        return np.frompyfunc(pow, 2, 1)(x, y)
+        return elementwise(pow, (x, y))
     if getattr(y, "_tg_level", None) is None:
         return bind(POWC, x, param=to_float(y))
     return bind(POW, x, y)
@@ -530,14 +571,31 @@ PUBLIC["pow"], PUBLIC["abs"] = pow, PUBLIC.pop("abs")
 
 
 class Arithmetic:
-    """Operators and micrograd-style methods shared by tracers and ``Value``.
+    """Operators, numpy's ufuncs and micrograd-style methods shared by tracers and ``Value``.
 
     Besides the operators, each public math function is a method: ``x.exp()``,
-    ``x.atan2(y)``, ``x.clamp(lo, hi)`` ...
+    ``x.atan2(y)``, ``x.clamp(lo, hi)`` ..., also under its numpy names (``x.arctan2(y)``),
+    which numpy's loops over object arrays call.
     """
 
     __slots__ = ()
-    __array_priority__ = 1000  # np.float64(2) * x defers to x.__rmul__
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """numpy's ufuncs: ``np.arctan2(y, x)`` records the row whose ``numpy`` facet names
+        ``arctan2`` (through its public function: ``np.power(x, 2)`` is ``tg.pow``, powc), and
+        with numpy arrays among the arguments one per element, as the operators do
+        (``np.float64(2) * x`` and ``w * x`` come here too). ``np.square``, ``np.reciprocal``
+        and ``np.positive`` are numpy's ``x * x``, ``1 / x`` and ``+x``. Any other ufunc is a
+        TypeError that names it.
+
+        >>> import numpy as np, tracegrad as tg
+        >>> tg.grad(lambda x: np.arctan2(x, 1.0) + np.maximum(x, 0.0) + np.square(x))(0.0)
+        1.5
+        """
+        op = UFUNCS.get(ufunc)
+        if op is None or method != "__call__" or kwargs:
+            return _object_loop(op, ufunc, method, inputs, kwargs)
+        return PUBLIC.get(op.name, op)(*[np.asarray(a) if isinstance(a, (list, tuple)) else a for a in inputs])
 
     def __add__(self, other): return bind(ADD, self, other)
     def __radd__(self, other): return bind(ADD, other, self)
@@ -562,5 +620,30 @@ def _method(op):
     return method
 
 
+# ufuncs without a row that numpy computes with the operators on Python objects (x * x, 1 / x, +x)
+_OPERATOR_UFUNCS = (np.square, np.reciprocal, np.positive)
+
+
+def _object_loop(op, ufunc, method, inputs, kwargs):
+    """``ufunc`` as numpy computes it for Python objects (its loop over dtype object calls their
+    operators) where that records rows: a row's ufunc with ``out=`` (``a += x``) or a method
+    (``np.multiply.outer``), an operator ufunc, ``np.matmul`` and the like (numpy says what they
+    need); else a TypeError naming it."""
+    if op is not None or ufunc in _OPERATOR_UFUNCS or ufunc.signature is not None:
+        try:
+            return getattr(ufunc, method)(*map(plain, inputs), **kwargs)
+        except (TypeError, TracingError):  # a comparison that needs bool(x), a float array out=
+            pass
+    if op is None:
+        raise TypeError(f"np.{ufunc.__name__} has no tracegrad op, so it cannot take traced values or Values; "
+                        f"define one with tg.defop(name, {ufunc.nin}, eval=..., vjp=..., numpy={ufunc.__name__!r}) "
+                        "(see docs/adding-ops.md), or write it with tracegrad's functions")
+    what = ", ".join(f"{k}=" for k in kwargs) if kwargs else f"the method .{method}"
+    raise TypeError(f"np.{ufunc.__name__} records op {op.name!r} on traced values and Values in a plain call "
+                    f"np.{ufunc.__name__}(...), not with {what}; drop it (a += x on a float array a is "
+                    "np.add(a, x, out=a): write a = a + x)")
+
+
 for _name, _op in _METHODS.items():
-    setattr(Arithmetic, _name, _method(_op))
+    for _alias in {_name, *_op.numpy}:  # x.atan2(y) and x.arctan2(y)
+        setattr(Arithmetic, _alias, _method(_op))

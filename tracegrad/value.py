@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import TracingError, user_location
 from .ir import Builder
-from .ops import ADD, MUL, POWC, SUB, TABLE, Arithmetic, Op, bind, to_float
+from .ops import ADD, MUL, POWC, SUB, TABLE, UFUNCS, Arithmetic, Op, bind, to_float
 from .pytree import elementwise, is_boxed
 
 # How micrograd (and its draw_dot) names ops; other ops show their table name.
@@ -266,6 +266,14 @@ class Value(Arithmetic):
                 a.grad = 0.0
 
     # ------------------------------------------------------------ Python protocol
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """numpy's ufuncs record their rows (see ``Arithmetic.__array_ufunc__``), except that
+        comparisons (``np.less`` ...) compare ``data`` and give bools, as ``<`` does."""
+        op = UFUNCS.get(ufunc)
+        if op is not None and op.compare:
+            return getattr(ufunc, method)(*map(_data, inputs), **kwargs)
+        return Arithmetic.__array_ufunc__(self, ufunc, method, *inputs, **kwargs)
 
     def __lt__(self, other): return self.data < _data(other)
     def __le__(self, other): return self.data <= _data(other)

@@ -5,13 +5,16 @@
 >>> len(model.parameters())
 337
 """
-from .losses import binary_cross_entropy, hinge_loss, mse_loss
+from .functional import log_softmax, logsumexp, softmax
+from .losses import binary_cross_entropy, cross_entropy, hinge_loss, mse_loss
 from .module import MLP, Layer, Module, Neuron, TanhMLP, TanhNeuron
 from .optim import SGD, Adam, Optimizer
+from .saving import load, save
 from .train import train
 from .trainer import Trainer
 
 binary_cross_entropy_loss = binary_cross_entropy  # MicroAutograd's name, beside mse_loss and hinge_loss
 
 __all__ = ["Adam", "Layer", "MLP", "Module", "Neuron", "Optimizer", "SGD", "TanhMLP", "TanhNeuron", "Trainer",
-           "binary_cross_entropy", "binary_cross_entropy_loss", "hinge_loss", "mse_loss", "train"]
+           "binary_cross_entropy", "binary_cross_entropy_loss", "cross_entropy", "hinge_loss", "load",
+           "log_softmax", "mse_loss", "save", "softmax", "train"]

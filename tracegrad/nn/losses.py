@@ -8,10 +8,14 @@ returns), or one prediction and its target.
 >>> hinge_loss([2.0, -0.5], [1, 1])
 0.75
 """
+import numbers
+
 import numpy as np
 
 from .. import ops
 from ..custom import custom_vjp
+from ..pytree import is_boxed
+from .functional import shifted
 
 _EPS = float(np.float32(1e-12))  # PyTorch's EPSILON in binary_cross_entropy's backward, a C++ float
 
@@ -98,3 +102,57 @@ def binary_cross_entropy(preds, targets, from_logits=False):
     if from_logits:
         return _mean([ops.softplus(z) - t * z for z, t in zip(preds, targets)])
     return _mean([_bce(p, t) for p, t in zip(preds, targets)])
+
+
+def cross_entropy(logits, target):
+    """Softmax cross-entropy of class scores and the true class, as
+    ``torch.nn.functional.cross_entropy``: ``logsumexp(logits) - logits[target]``, finite for
+    logits of any size.
+
+    One sample: ``logits``, a list, tuple or 1-D array of C scores, and ``target``, the class:
+    an int in ``[0, C)`` (an integral float too; a traced value or a Value is compared with
+    each class index, as in the Trainer). Several: logits of N rows (a 2-D array, as
+    ``model.predict`` returns, or a list of lists) and N targets: the mean, as PyTorch's.
+
+    >>> cross_entropy([1000.0, -1000.0, 0.0], 1), cross_entropy([[0.0, 0.0], [0.0, 0.0]], [0, 1])
+    (2000.0, 0.6931471805599453)
+    >>> import tracegrad as tg
+    >>> tg.grad(lambda z: cross_entropy(z, 0))([0.0, 0.0])
+    [-0.5, 0.5]
+    """
+    rows = logits.tolist() if isinstance(logits, np.ndarray) else logits
+    if not isinstance(rows, (list, tuple)) or not rows:
+        raise TypeError(f"cross_entropy takes the class scores of a sample (a list or 1-D array) or of a batch "
+                        f"(a 2-D array or a list of rows), got {type(logits).__name__} {logits!r:.60}")
+    if not isinstance(rows[0], (list, tuple)):
+        return _cross_entropy(list(rows), target)
+    targets = target.tolist() if isinstance(target, np.ndarray) else target
+    if not isinstance(targets, (list, tuple)) or len(targets) != len(rows):
+        count = len(targets) if isinstance(targets, (list, tuple)) else type(target).__name__
+        raise ValueError(f"cross_entropy of {len(rows)} rows of scores needs {len(rows)} targets, got {count}")
+    return _mean([_cross_entropy(list(row), t) for row, t in zip(rows, targets)])
+
+
+def _cross_entropy(scores, target):
+    if len(scores) < 2:
+        raise ValueError(f"cross_entropy needs a score per class (at least 2), got {len(scores)}")
+    if is_boxed(target):  # a traced class: the sum of the scores times the one-hot flags (target == k);
+        # not tg.where, whose masked cotangents would go down the whole model, one mask per class
+        picked = scores[0] * ops.eq(target, 0.0)
+        for k, s in enumerate(scores[1:], 1):
+            picked = picked + s * ops.eq(target, float(k))
+    else:
+        picked = scores[_class_index(target, len(scores))]
+    top, _, total = shifted(scores)
+    return ops.log(total) - (picked - top)  # -log_softmax(scores)[target], as torch computes it
+
+
+def _class_index(target, n):
+    """``target`` as a class index in ``[0, n)``, or a TypeError / ValueError that says what it is."""
+    if isinstance(target, (bool, np.bool_)) or not isinstance(target, (numbers.Real, np.number)):
+        raise TypeError(f"cross_entropy takes the class index (an int) as target, got {type(target).__name__} "
+                        f"{target!r:.60}; class probabilities are not supported")
+    if isinstance(target, (numbers.Integral, np.integer)) or float(target).is_integer():
+        if 0 <= target < n:
+            return int(target)
+    raise ValueError(f"the target of cross_entropy must be a class index 0 ... {n - 1} (an int), got {target!r}")

@@ -24,8 +24,8 @@ class Module:
 
     >>> model = MLP(2, [2, 1], seed=0)
     >>> state = model.state_dict()
-    >>> state["module"], len(state["parameters"])
-    ('MLP', 9)
+    >>> state["module"], state["config"], len(state["parameters"])
+    ('MLP', {'nin': 2, 'nouts': [[2, 'relu'], [1, 'linear']]}, 9)
     >>> model.load_state_dict(state)
     """
 
@@ -36,19 +36,34 @@ class Module:
     def parameters(self):
         return []
 
+    def config(self):
+        """The constructor's arguments that rebuild this module's structure (JSON-able), or None
+        for a module that ``tg.nn.load`` cannot rebuild (your own subclass, a changed layer)."""
+        return None
+
     def state_dict(self):
-        """The parameters as plain data (JSON-able): ``{"module": name, "parameters": [floats]}``."""
-        return {"module": type(self).__name__, "parameters": [p.data for p in self.parameters()]}
+        """The module as plain data (JSON-able): ``{"module": class name, "config": config(),
+        "parameters": [floats]}``; ``tg.nn.save`` writes it to a file."""
+        return {"module": type(self).__name__, "config": self.config(),
+                "parameters": [p.data for p in self.parameters()]}
 
     def load_state_dict(self, state):
-        """Set the parameters from ``state_dict()`` output (or a list of numbers, in ``parameters()`` order)."""
+        """Set the parameters from ``state_dict()`` output (or a list or 1-D array of numbers, in
+        ``parameters()`` order); a state of another structure (its ``config``) is a ValueError."""
         values = state["parameters"] if isinstance(state, dict) else state
+        config = state.get("config") if isinstance(state, dict) else None
+        if config is not None and self.config() is not None and config != self.config():
+            raise ValueError(f"the state is of a {state.get('module', 'module')} with config {config!r:.200}, "
+                             f"this {type(self).__name__} has {self.config()!r:.200}")
+        if isinstance(values, np.ndarray) and values.ndim == 1:
+            values = values.tolist()
         params = self.parameters()
         if not isinstance(values, (list, tuple)) or len(values) != len(params):
             count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
             raise ValueError(f"this {type(self).__name__} has {len(params)} parameters, the state has {count}")
-        for p, v in zip(params, values):
-            p.data = ops.to_float(v)
+        floats = [ops.to_float(v) for v in values]
+        for p, v in zip(params, floats):
+            p.data = v
 
     def predict(self, X):
         """Outputs for each row of ``X`` (a 2-D array), computed by compiled code.
@@ -198,6 +213,9 @@ class Neuron(Module):
     def parameters(self):
         return self.w + [self.b]
 
+    def config(self):
+        return {"nin": len(self.w), "activation": self.activation}
+
     def __repr__(self):
         return f"{_NAMES[self.activation]}Neuron({len(self.w)})"
 
@@ -212,6 +230,9 @@ class TanhNeuron(Neuron):
 
     def __init__(self, nin, *, seed=None, rng=None):
         super().__init__(nin, activation="tanh", seed=seed, rng=rng)
+
+    def config(self):
+        return {"nin": len(self.w)} if self.activation == "tanh" else None
 
 
 class Layer(Module):
@@ -237,6 +258,12 @@ class Layer(Module):
 
     def parameters(self):
         return [p for n in self.neurons for p in n.parameters()]
+
+    def config(self):
+        configs = [n.config() if type(n) is Neuron else None for n in self.neurons]
+        if not configs or None in configs or any(c != configs[0] for c in configs):
+            return None
+        return {"nin": configs[0]["nin"], "nout": len(configs), "activation": configs[0]["activation"]}
 
     def __repr__(self):
         return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
@@ -284,6 +311,13 @@ class MLP(Module):
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def config(self):
+        configs = [layer.config() if type(layer) is Layer else None for layer in self.layers]
+        sizes = [self.nin] + [c and c["nout"] for c in configs]
+        if not configs or None in configs or any(c["nin"] != n for c, n in zip(configs, sizes)):
+            return None
+        return {"nin": self.nin, "nouts": [[c["nout"], c["activation"]] for c in configs]}
 
     def __repr__(self):
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from .. import ops
 from ..tracing import trace_flat
 from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
@@ -23,6 +24,15 @@ from ..vmap import is_dask, run_rows
 
 CHUNK = 1 << 16  # entries of the order and learning-rate arrays of one compiled call, at most
 
+def _argmax_is(scores, target):
+    """1.0 where ``target`` is the index of the largest score (the first on a tie, as torch.argmax), else 0.0."""
+    best, index = scores[0], 0.0
+    for k, s in enumerate(scores[1:], 1):
+        better = s > best
+        best, index = ops.where(better, s, best), ops.where(better, float(k), index)
+    return ops.eq(index, target)
+
+
 # name -> (per-sample loss of (score, target), per-sample "correct" flag or None for regression)
 LOSSES = {
     "hinge": (lambda s, t: losses.hinge_loss([s], [t]), lambda s, t: (s > 0.0) == (t > 0.0)),
@@ -30,6 +40,7 @@ LOSSES = {
     "bce": (lambda s, t: losses.binary_cross_entropy([s], [t]), lambda s, t: (s > 0.5) == (t > 0.5)),
     "bce_logits": (lambda s, t: losses.binary_cross_entropy([s], [t], from_logits=True),
                    lambda s, t: (s > 0.0) == (t > 0.5)),
+    "cross_entropy": (losses.cross_entropy, _argmax_is),  # scores: one output per class; t: the class
 }
 
 
@@ -61,6 +72,23 @@ def check_data(X, y, nin=None):
     return X, y
 
 
+def check_labels(y, n_classes):
+    """``y`` as the classes of ``loss="cross_entropy"``: one integer in ``[0, n_classes)`` per
+    sample (as floats), or a ValueError saying what is wrong."""
+    if n_classes < 2:
+        raise ValueError(f"loss='cross_entropy' needs a model with one output per class (at least 2); "
+                         f"this one has {n_classes}")
+    if y.ndim != 1:
+        raise ValueError(f"loss='cross_entropy' takes one class index per sample (y of ints), got y of shape "
+                         f"{y.shape}; for one-hot rows pass y.argmax(axis=1)")
+    wrong = y[(y < 0) | (y >= n_classes) | (y != np.floor(y))]
+    wrong = wrong.compute() if is_dask(wrong) else wrong
+    if len(wrong):
+        raise ValueError(f"y must hold class indices 0 ... {n_classes - 1} (ints) for the model's {n_classes} "
+                         f"outputs, got {float(wrong[0])!r}")
+    return y
+
+
 def columns(X, y):
     """The training data as the compiled loops read it: one row per feature, then per target."""
     return np.ascontiguousarray(np.concatenate([X, y.reshape(len(X), -1)], axis=1).T)
@@ -69,10 +97,11 @@ def columns(X, y):
 class Trainer:
     """Train ``model`` with compiled epochs.
 
-    ``loss``: ``"hinge"``, ``"mse"``, ``"bce"`` (probabilities), ``"bce_logits"``, or a
-    traceable function ``loss(output, target)`` of one sample (output a scalar, or a list
-    for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or ``tg.nn.Adam(...)`` without
-    parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
+    ``loss``: ``"hinge"``, ``"mse"``, ``"bce"`` (probabilities), ``"bce_logits"``,
+    ``"cross_entropy"`` (one output per class, ``y`` the class index of each sample;
+    accuracy by argmax), or a traceable function ``loss(output, target)`` of one sample
+    (output a scalar, or a list for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or
+    ``tg.nn.Adam(...)`` without parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
 
     >>> import numpy as np, tracegrad as tg
     >>> model = tg.nn.MLP(1, [1], seed=0)
@@ -102,6 +131,7 @@ class Trainer:
             raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
         if backend not in (None, "llvm"):
             raise ValueError(f"the Trainer compiles its training run with llvm; got backend={backend!r}")
+        self.labels = loss == "cross_entropy"  # y holds class indices
         self.model, self.l2, self.backend = model, float(l2), backend
         self.params = model.parameters()
         self.state = None      # optimizer state, one array per state variable
@@ -165,7 +195,10 @@ class Trainer:
     # ------------------------------------------------------------ training
 
     def _check(self, X, y):
-        return check_data(X, y, getattr(self.model, "nin", None))
+        X, y = check_data(X, y, getattr(self.model, "nin", None))
+        if self.labels:
+            y = check_labels(y, len(forward_graph(self.model, X.shape[1]).outputs))
+        return X, y
 
     def fit(self, X, y, epochs=1, batch_size=None, shuffle=False, seed=None, progress=True, client=None):
         """Train for ``epochs`` passes over ``(X, y)``; return the history (loss and accuracy per epoch).
@@ -252,10 +285,26 @@ _FORWARDS = {}
 _lock = threading.Lock()
 
 
+def forward_graph(model, nin):
+    """The traced forward of ``model`` on ``nin`` features: inputs the parameters, then the features."""
+    key = structure(model)
+    graph = _FORWARDS.get((key, nin))
+    if graph is None:
+        n_params = len(model.parameters())
+        graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * n_params, [0.0] * nin))[0]
+        if key is not None:
+            with _lock:
+                _FORWARDS[key, nin] = graph
+                while len(_FORWARDS) > 64:
+                    _FORWARDS.pop(next(iter(_FORWARDS)))
+    return graph
+
+
 def predict(model, X):
     """The model's outputs for each row of ``X``, by a compiled batched forward (numpy array).
 
-    One output per sample gives shape ``(n,)``, several give ``(n, outputs)``.
+    One output per sample gives shape ``(n,)``, several give ``(n, outputs)`` (a classifier's
+    logits: ``predict(X).argmax(axis=1)`` is its classes).
     """
     X = np.ascontiguousarray(X, dtype=float)
     if X.ndim != 2 or len(X) == 0:
@@ -264,15 +313,7 @@ def predict(model, X):
     if X.shape[1] != nin:
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
-    key = structure(model)
-    graph = _FORWARDS.get((key, nin))
-    if graph is None:
-        graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * len(params), [0.0] * nin))[0]
-        if key is not None:
-            with _lock:
-                _FORWARDS[key, nin] = graph
-                while len(_FORWARDS) > 64:
-                    _FORWARDS.pop(next(iter(_FORWARDS)))
+    graph = forward_graph(model, nin)
     n_out = len(graph.outputs)
     values = np.array([p.data for p in params])
     out = np.empty((n_out, len(X)))
