@@ -40,7 +40,9 @@ def main(runs=7):
         warm = os.path.join(base, "warm")
         run(FIRST_CALL, warm)  # fill the warm cache and the bytecode cache
         cases = {"python -c pass": lambda: run("pass", warm),
+                 "import numpy": lambda: run("import numpy", warm),
                  "import tracegrad": lambda: run("import tracegrad", warm),
+                 "import tracegrad, llvmlite": lambda: run("import tracegrad, llvmlite.binding", warm),
                  "first call, warm cache": lambda: run(FIRST_CALL, warm),
                  "first call, cold cache": lambda: run(FIRST_CALL, tempfile.mkdtemp(dir=base))}
         times = {name: float("inf") for name in cases}
