@@ -127,6 +127,9 @@ class _Mapped:
         self._function, self._in_axes = function, in_axes
         functools.update_wrapper(self, fn, updated=())
 
+    def __repr__(self):
+        return f"<tracegrad.vmap of {getattr(self.__wrapped__, '__name__', self.__wrapped__)!r}>"
+
     def __call__(self, *args):
         axes = _normalize_axes(self._in_axes, len(args))
         if all(a is None for a in axes):
