@@ -4,9 +4,10 @@
 C function. Called with exactly ``n_in`` Python floats it reads them, runs the kernel
 and returns a float (``single``) or a tuple of floats; anything else (another count,
 ints, numpy scalars, Values, tracers) goes to a Python callable, the general path.
-``function(address, fallback, owner)`` makes the function object with
-``PyCFunction_NewEx``; what it needs (the machine code, its method table) lives as long
-as it does.
+``rows_entry`` is vmap's: 1-D float64 arrays in, new arrays out, through the kernel's
+row loop ``k_rows`` (a module of its own, one per signature). ``function(address,
+fallback, *owners)`` makes the function object with ``PyCFunction_NewEx``; what it needs
+(the machine code, its method table) lives as long as it does.
 
 >>> import tracegrad as tg
 >>> from tracegrad.backends import llvm
