@@ -174,3 +174,20 @@ def test_llvm_kernel_checks_its_argument_count():
     with pytest.raises(TypeError, match="takes 2 arguments"):
         kernel(1.0, 2.0, 3.0)
     assert kernel(2.0, 3.0) == (6.0,)
+
+
+def test_native_rows_checks_its_signature():
+    kernel = llvm.compile(tg.trace(lambda x, y: (x * y, x - y), 1.0, 1.0))
+    with pytest.raises(ValueError, match="tuple"):
+        kernel.native_rows((0, 0), True, 100, print)
+    with pytest.raises(ValueError, match="one axis"):
+        kernel.native_rows((0,), False, 100, print)
+    with pytest.raises(ValueError, match="one axis"):
+        kernel.native_rows((None, None), False, 100, print)
+    rows = kernel.native_rows((None, 0), False, 3, lambda *a: "general")
+    out = rows(2.0, np.array([1.0, 4.0]))
+    np.testing.assert_array_equal(out[0], [2.0, 8.0])
+    np.testing.assert_array_equal(out[1], [1.0, -2.0])
+    assert rows(2.0, np.arange(3.0)) == "general"  # max_rows: 3 rows and more take the general path
+    assert rows(2.0, np.ones(2, dtype=np.float32)) == "general"
+    assert rows(np.float64(2.0), np.ones(2)) == "general"

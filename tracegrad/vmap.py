@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backends
 from .api import Function, jit
-from .pytree import num_leaves
+from .pytree import LEAF, num_leaves
 
 PARALLEL_ROWS = 200_000   # batches at least this long run on two threads
 LANE_ROWS = 4096          # batches at least this long run in SIMD lanes (one more compile)
@@ -114,11 +114,24 @@ def vmap(fn, in_axes=0):
     """
     if not callable(fn):
         raise TypeError(f"vmap takes a function, got {type(fn).__name__}")
-    function = fn if isinstance(fn, Function) else jit(fn)
+    return _Mapped(fn if isinstance(fn, Function) else jit(fn), in_axes, fn)
 
-    @functools.wraps(fn)
-    def mapped(*args):
-        axes = _normalize_axes(in_axes, len(args))
+
+class _Mapped:
+    """What ``vmap`` returns. After a call on 1-D float64 arrays (and floats where ``in_axes``
+    is None) giving one float or a tuple of floats a row, calls like it on fewer than
+    ``LANE_ROWS`` rows run through a native entry (``Kernel.native_rows``) installed as the
+    instance's ``__call__``: no Python code on the way; anything else comes back here."""
+
+    def __init__(self, function, in_axes, fn):
+        self._function, self._in_axes = function, in_axes
+        functools.update_wrapper(self, fn, updated=())
+
+    def __repr__(self):
+        return f"<tracegrad.vmap of {getattr(self.__wrapped__, '__name__', self.__wrapped__)!r}>"
+
+    def __call__(self, *args):
+        axes = _normalize_axes(self._in_axes, len(args))
         if all(a is None for a in axes):
             raise ValueError("vmap needs at least one argument with in_axes=0 to map over")
         leaves = [(a, axis) for x, axis in zip(args, axes) for a in _batched_leaves(x, axis)]
@@ -128,6 +141,7 @@ def vmap(fn, in_axes=0):
         n = lengths.pop()
         if n == 0:
             raise ValueError("vmap needs at least one row; the mapped arrays are empty")
+        function = self._function
         graph, out_tree, captured, _ = function._entry(tuple(_row(x, a) for x, a in zip(args, axes)))[0]
         if captured:
             raise TypeError("vmap cannot run inside a traced function; call it on arrays outside tg.grad/tg.jit")
@@ -139,8 +153,14 @@ def vmap(fn, in_axes=0):
         if any(is_dask(a) for a, _ in leaves):
             return _map_dask(graph, out_tree, leaves, n)
         out = _run(graph, leaves, n, function.cache_dir)
+        single = out_tree == LEAF
+        if type(self) is _Mapped and (single or out_tree == ("tuple", (LEAF,) * len(graph.outputs))) and all(
+                type(x) is float if a is None else type(x) is np.ndarray and x.ndim == 1 and x.dtype == np.float64
+                for x, a in zip(args, axes)):
+            kernel = backends.compile(graph, "llvm", function.cache_dir)
+            call = kernel.native_rows(axes, single, LANE_ROWS, _Mapped.__call__.__get__(self))
+            self.__class__ = type("mapped", (_Mapped,), {"__call__": call, "__doc__": self.__doc__})
         return _unflatten_columns(out_tree, iter(out), n)
-    return mapped
 
 
 def _run(graph, leaves, n, cache_dir=None, parallel=True):
