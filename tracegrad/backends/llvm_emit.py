@@ -132,17 +132,11 @@ class Nodes:
         """Row element ``j`` of every step as ``(array, start, stride)``: element of step s at
         ``array[start + s * stride]``. Where the args are the ys of one earlier loop at evenly
         spaced positions, that loop's array; else a new array holding them."""
-        fn, t, n_c, n_k = self.fn, vector(self.width), r.n_carry, r.n_const
-        column = [args[n_c + n_k + s * r.n_x + j] for s in range(r.length)]
-        nodes = self.graph.nodes
-        if column and all(nodes[a][0] == "part" for a in column):
-            source = nodes[column[0]][1][0]
-            src = nodes[source][2]
-            positions = [nodes[a][2] - src.n_carry for a in column]
-            stride = positions[1] - positions[0] if len(positions) > 1 else 0
-            if all(nodes[a][1][0] == source for a in column) and min(positions) >= 0 and \
-                    all(p == positions[0] + s * stride for s, p in enumerate(positions)) and source in self.env:
-                return self.env[source][1], positions[0], stride
+        fn, t = self.fn, vector(self.width)
+        found = r.column(self.graph.nodes, args, j)
+        if found is not None and found[0] in self.env:
+            return self.env[found[0]][1], found[1], found[2]
+        column = args[r.n_carry + r.n_const + j::r.n_x]
         array = self.arrays[id(self.graph), i, j]
         for s, a in enumerate(column):
             fn.store(self[a], fn.gep(t, array, s))
