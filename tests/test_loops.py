@@ -252,3 +252,11 @@ def test_generated_source_follows_the_body_not_the_steps(backend):
     assert sizes[0] == sizes[1] < 250
     k = tg.jit(tg.grad(pendulum(tg, 3000), argnums=(0, 1, 2)), backend=backend)
     close(k(1.3, 0.2, 0.9), jax.grad(pendulum(jnp, 3000), argnums=(0, 1, 2))(1.3, 0.2, 0.9))
+
+
+def test_loops_too_long_for_the_stack_are_a_clear_error_in_llvm():
+    f = lambda x: tg.fori_loop(0, 300_000, lambda i, s: tg.sin(s) * x, 1.0)  # noqa: E731
+    with pytest.raises(ValueError, match="MiB of per-step values.*backend='numba'"):
+        tg.grad(f)(0.7)
+    close(tg.grad(f, backend="python")(0.7), jax.grad(lambda x: lax.fori_loop(0, 300_000, lambda i, s: jnp.sin(s) * x,
+                                                                            1.0))(0.7))

@@ -62,6 +62,12 @@ class Nodes:
         nodes = self.graph.nodes
         if self.arrays is None:
             self.arrays = {}
+            size = 8 * self.width * _stored(self.graph)
+            if size > STACK_BYTES:
+                raise ValueError(f"the loops of this function keep {size / 2 ** 20:.1f} MiB of per-step values (the "
+                                 f"carries a gradient stores, the ys), more than the {STACK_BYTES // 2 ** 20} MiB "
+                                 f"llvm code keeps on the stack; use backend='numba' or 'python' (heap arrays), "
+                                 f"or fewer steps")
             self._allocate(self.graph)
         for i in range(len(nodes)) if order is None else order:
             op, args, param = nodes[i]
@@ -77,7 +83,7 @@ class Nodes:
 
     # ------------------------------------------------------------ loops (scan regions)
 
-    def _allocate(self, graph):
+    def _allocate(self, graph):  # sizes: _stored
         """The arrays of every loop of ``graph`` and of its bodies, at the start of the function
         (before any loop: allocas in a loop would grow the stack at each round)."""
         t = vector(self.width)
@@ -149,6 +155,15 @@ class Nodes:
             return state[k]
         t = vector(self.width)
         return self.fn.load(t, self.fn.gep(t, ys, k - r.n_carry), name=f"v{scan}.{k}")
+
+
+STACK_BYTES = 4 * 2 ** 20  # a thread's stack is 8 MiB by default (main thread, pthreads): half of it
+
+
+def _stored(graph):
+    """How many values (doubles or vectors) the arrays of ``graph``'s loops hold (``Nodes._allocate``)."""
+    return sum(max(r.length * r.n_y, 1) * bool(r.n_y) + r.n_x * max(r.length, 1) + _stored(r.body)
+               for op, _, r in graph.nodes if op == "scan")
 
 
 def apply(fn, op, args, name, vector_math=False):
