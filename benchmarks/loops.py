@@ -1,6 +1,6 @@
 """Loops that stay loops (issue 14), side by side with JAX in one process.
 
-    python benchmarks/loops.py [--steps 10000] [--unrolled-steps 2000]
+    python benchmarks/loops.py [--steps 10000] [--unrolled-steps 2000] [--widths 32,128,512] [--epochs 20]
 
 W5, ODE sensitivity: the gradient of a damped pendulum's final energy with respect to
 its 3 parameters (stiffness k, damping c, initial angle theta0) through ``--steps`` RK4
@@ -8,6 +8,13 @@ steps written with ``tg.fori_loop``. Prints trace + compile time (first call) an
 per gradient (median and best) for tracegrad (a scan region: a real loop in LLVM) and
 JAX ``jit(grad)`` of ``lax.fori_loop`` (compile timed too), and the unrolled form's
 trace + compile time at ``--unrolled-steps`` steps (it grows with the steps).
+
+W4, wider MLPs: sklearn's digits (scaled to [0, 1], 80 % train), MLP 64-H-10 (ReLU),
+softmax cross-entropy, Adam (lr 1e-2), minibatch 32, shuffled, ``--epochs`` epochs,
+float64, for each H of ``--widths`` (``--widths ''`` skips it): the Trainer's first fit
+(trace + compile + one epoch) and time per epoch, beside JAX (``jit`` of one epoch as a
+``lax.scan`` over minibatches) and PyTorch eager, from the same initial weights, with
+each one's test accuracy.
 """
 import argparse
 import os
@@ -83,12 +90,111 @@ def w5(steps, unrolled_steps, rounds=20):
     return rows
 
 
+def w4(widths, epochs):
+    import numpy as np
+    import torch
+    import jax
+    import jax.numpy as jnp
+    from sklearn.datasets import load_digits
+    jax.config.update("jax_enable_x64", True)
+    X, labels = load_digits(return_X_y=True)
+    X = X / 16.0
+    order = np.random.default_rng(0).permutation(len(X))
+    X, labels = X[order], labels[order]
+    n_train = int(0.8 * len(X))
+    Y = np.eye(10)[labels]
+    Xtr, Ytr, Xte, lte = X[:n_train], Y[:n_train], X[n_train:], labels[n_train:]
+    batch, lr = 32, 1e-2
+    print(f"W4: digits MLP 64-H-10, Adam lr {lr}, batch {batch}, {epochs} epochs, float64 "
+          f"({n_train} train / {len(X) - n_train} test)")
+    print(f"{'H':>4s} {'runner':28s} {'first fit s':>12s} {'per epoch ms':>13s} {'test accuracy':>14s}")
+    for H in widths:
+        model = tg.nn.MLP(64, [H, (10, "linear")], seed=1)
+        start = [p.data for p in model.parameters()]
+        W1 = np.array([[start[j * 65 + i] for i in range(64)] for j in range(H)])
+        b1 = np.array([start[j * 65 + 64] for j in range(H)])
+        off = H * 65
+        W2 = np.array([[start[off + j * (H + 1) + i] for i in range(H)] for j in range(10)])
+        b2 = np.array([start[off + j * (H + 1) + H] for j in range(10)])
+        xent = lambda s, t: tg.log(sum(tg.exp(v) for v in s)) - sum(v * w for v, w in zip(s, t))  # noqa: E731
+        trainer = tg.nn.Trainer(model, loss=xent, optimizer=tg.nn.Adam(lr=lr))
+        t0 = time.perf_counter()
+        trainer.fit(Xtr, Ytr, epochs=1, batch_size=batch, shuffle=True, seed=0, progress=False)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        trainer.fit(Xtr, Ytr, epochs=epochs - 1, batch_size=batch, shuffle=True, seed=1, progress=False)
+        per_epoch = (time.perf_counter() - t0) / max(epochs - 1, 1)
+        acc = np.mean(np.argmax(np.array([model.apply([p.data for p in model.parameters()], list(x)) for x in Xte]),
+                                axis=1) == lte)
+        rows = [("tracegrad Trainer (llvm)", first, per_epoch, acc)]
+
+        params = [torch.tensor(a, requires_grad=True) for a in (W1, b1, W2, b2)]
+        opt = torch.optim.Adam(params, lr=lr)
+        xt, yt = torch.tensor(Xtr), torch.tensor(Ytr)
+        times = []
+        for e in range(epochs):
+            t0 = time.perf_counter()
+            perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(e))
+            for i in range(0, n_train, batch):
+                idx = perm[i:i + batch]
+                out = torch.relu(xt[idx] @ params[0].T + params[1]) @ params[2].T + params[3]
+                loss = (torch.logsumexp(out, 1) - (out * yt[idx]).sum(1)).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            times.append(time.perf_counter() - t0)
+        with torch.no_grad():
+            out = torch.relu(torch.tensor(Xte) @ params[0].T + params[1]) @ params[2].T + params[3]
+        rows.append(("PyTorch eager", 0.0, statistics.median(times), float((out.argmax(1).numpy() == lte).mean())))
+
+        def net(p, x):
+            return jax.nn.relu(x @ p[0].T + p[1]) @ p[2].T + p[3]
+
+        def batch_loss(p, x, y):
+            out = net(p, x)
+            return jnp.mean(jax.nn.logsumexp(out, axis=1) - jnp.sum(out * y, axis=1))
+        full = n_train // batch * batch  # whole minibatches: lax.scan needs one shape
+
+        @jax.jit
+        def epoch(state, perm):
+            def step(state, idx):
+                p, m, v, k = state
+                g = jax.grad(batch_loss)(p, Xj[idx], Yj[idx])
+                k = k + 1
+                m = [0.9 * a + 0.1 * b for a, b in zip(m, g)]
+                v = [0.999 * a + 0.001 * b * b for a, b in zip(v, g)]
+                p = [a - lr * (mi / (1 - 0.9 ** k)) / (jnp.sqrt(vi / (1 - 0.999 ** k)) + 1e-8)
+                     for a, mi, vi in zip(p, m, v)]
+                return (p, m, v, k), None
+            return jax.lax.scan(step, state, perm[:full].reshape(-1, batch))[0]
+        Xj, Yj = jnp.asarray(Xtr), jnp.asarray(Ytr)
+        p = [jnp.asarray(a) for a in (W1, b1, W2, b2)]
+        state = (p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], 0)
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        state = jax.block_until_ready(epoch(state, jnp.asarray(rng.permutation(n_train))))
+        first_jax = time.perf_counter() - t0
+        times = []
+        for _ in range(epochs - 1):
+            t0 = time.perf_counter()
+            state = jax.block_until_ready(epoch(state, jnp.asarray(rng.permutation(n_train))))
+            times.append(time.perf_counter() - t0)
+        acc_jax = float(np.mean(np.argmax(np.asarray(net(state[0], jnp.asarray(Xte))), axis=1) == lte))
+        rows.append(("JAX jit(epoch as lax.scan)", first_jax, statistics.median(times) if times else 0.0, acc_jax))
+        for name, first_s, epoch_s, accuracy in rows:
+            print(f"{H:4d} {name:28s} {first_s:12.3f} {epoch_s * 1e3:13.2f} {accuracy:14.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--unrolled-steps", type=int, default=2_000)
+    parser.add_argument("--widths", default="32,128,512", help="W4's hidden widths, comma-separated ('' skips W4)")
+    parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     w5(args.steps, args.unrolled_steps)
+    if args.widths:
+        w4([int(h) for h in args.widths.split(",")], args.epochs)
 
 
 if __name__ == "__main__":

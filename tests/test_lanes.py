@@ -188,3 +188,69 @@ def test_vmap_in_lanes_matches_torch(monkeypatch, width):
     out = tg.vmap(lambda p, c: f(p[0], p[1]) * c, in_axes=(0, None))(pairs, 2.0)
     np.testing.assert_allclose(out, 2.0 * np.array([tg.jit(f, backend="python")(a, b) for a, b in pairs]),
                                rtol=1e-12)
+
+
+def looped(x, y):  # a scan with rows and a carry, inside a map: loops the lane kernels keep as loops
+    c, ys = tg.scan(lambda c, r: (tg.sin(c) * x + r * y, c * r), 0.5, np.linspace(-1.0, 1.0, 30))
+    return c + sum(tg.map(lambda v: v * v, list(ys)))
+
+
+def looped_torch(x, y):
+    import torch
+    c, total = torch.full_like(x, 0.5), 0.0
+    for r in np.linspace(-1.0, 1.0, 30):
+        c, out = torch.sin(c) * x + float(r) * y, c * float(r)
+        total = total + out * out
+    return c + total
+
+
+@pytest.mark.parametrize("width", (1, 4, 8))
+def test_vmap_in_lanes_runs_loops_as_loops(monkeypatch, width):
+    import importlib
+    import torch
+    from tracegrad.backends.llvm_loops import map_source
+    vmap_module = importlib.import_module("tracegrad.vmap")
+    monkeypatch.setattr(vmap_module, "LANE_ROWS", 1)
+    monkeypatch.setattr("tracegrad.backends.llvm_lanes", lambda: width)
+    rng = np.random.default_rng(width)
+    xs, ys = rng.uniform(-1.0, 1.0, size=(2, 37))
+    gx, gy = tg.vmap(tg.grad(looped, argnums=(0, 1)))(xs, ys)
+    x, y = (torch.tensor(a, requires_grad=True) for a in (xs, ys))
+    looped_torch(x, y).sum().backward()
+    np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, y.grad.numpy(), rtol=1e-12, atol=1e-15)
+    # the lane kernel's size follows the body, not the steps
+    sizes = [map_source(tg.trace(tg.grad(lambda a: tg.fori_loop(0, n, lambda i, s: tg.sin(s) * a, a)), 1.0),
+                            [1], width).count("\n") for n in (10, 1000)]
+    assert sizes[0] == sizes[1] < 200
+
+
+class Recurrent(tg.nn.Module):
+    """A model whose forward pass is a loop: h <- tanh(w * h + u * x_k) over the inputs x_k."""
+
+    def __init__(self):
+        self.w, self.u, self.b = tg.Value(0.4), tg.Value(-0.7), tg.Value(0.1)
+
+    def __call__(self, x):
+        h, _ = tg.scan(lambda h, xk: (tg.tanh(self.w * h + self.u * xk), None), self.b, list(x))
+        return h
+
+    def parameters(self):
+        return [self.w, self.u, self.b]
+
+
+@pytest.mark.parametrize("width", (1, 4, 8))
+def test_trainer_runs_a_model_with_a_loop_as_eager_does(width):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(21, 6))
+    y = np.tanh(X.sum(axis=1) / 3)
+    twin = Recurrent()
+    eager_losses = eager_fit(twin, X, y, lambda s, t: (s - t) ** 2, ADAM, 1e-3, epochs=3, batch=8, shuffle=True,
+                             seed=2)
+    model = Recurrent()
+    trainer = tg.nn.Trainer(model, loss="mse", optimizer=ADAM, l2=1e-3)
+    trainer._width = width
+    history = trainer.fit(X, y, epochs=3, batch_size=8, shuffle=True, seed=2, progress=False)
+    np.testing.assert_allclose([p.data for p in model.parameters()], [p.data for p in twin.parameters()],
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(history["loss"], eager_losses, rtol=1e-12)

@@ -241,3 +241,22 @@ def test_vmap_and_sympy_accept_loops():
     close(tg.vmap(tg.grad(f))(xs), jax.vmap(jax.grad(fj))(xs))
     # sympy unrolls the loop (docs/loops.md)
     assert str(tg.export_sympy(lambda x: tg.fori_loop(0, 3, lambda i, s: s * x + i, 1.0))) == "x*(x**2 + 1) + 2"
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_generated_source_follows_the_body_not_the_steps(backend):
+    # the reverse loop reads the carries its forward loop stored from that loop's ys: no line per step
+    from tracegrad.backends import numba as numba_backend, python
+    emit = python.source if backend == "python" else numba_backend.source
+    sizes = [emit(tg.trace(tg.grad(pendulum(tg, n), argnums=(0, 1, 2)), 1.3, 0.2, 0.9)).count("\n") for n in (3, 3000)]
+    assert sizes[0] == sizes[1] < 250
+    k = tg.jit(tg.grad(pendulum(tg, 3000), argnums=(0, 1, 2)), backend=backend)
+    close(k(1.3, 0.2, 0.9), jax.grad(pendulum(jnp, 3000), argnums=(0, 1, 2))(1.3, 0.2, 0.9))
+
+
+def test_loops_too_long_for_the_stack_are_a_clear_error_in_llvm():
+    f = lambda x: tg.fori_loop(0, 300_000, lambda i, s: tg.sin(s) * x, 1.0)  # noqa: E731
+    with pytest.raises(ValueError, match="MiB of per-step values.*backend='numba'"):
+        tg.grad(f)(0.7)
+    close(tg.grad(f, backend="python")(0.7), jax.grad(lambda x: lax.fori_loop(0, 300_000, lambda i, s: jnp.sin(s) * x,
+                                                                            1.0))(0.7))

@@ -100,6 +100,23 @@ class Region:
         xs = args[c + k:]
         return list(args[:c]), list(args[c:c + k]), [xs[t * n_x:(t + 1) * n_x] for t in range(self.length)]
 
+    def column(self, nodes, args, j):
+        """Row element ``j`` of every step as ``(scan node, start, stride)`` where the args are
+        ys of one earlier scan node at evenly spaced positions (element of step s: its ys
+        ``start + s * stride``), as a reverse scan reads the carries its forward scan stored;
+        else None. ``nodes``: the graph's nodes, ``args``: this scan node's."""
+        first = self.n_carry + self.n_const + j
+        column = args[first:first + self.length * self.n_x:self.n_x] if self.n_x else ()
+        if not column or any(nodes[a][0] != "part" for a in column):
+            return None
+        source = nodes[column[0]][1][0]
+        start = nodes[column[0]][2] - nodes[source][2].n_carry
+        stride = nodes[column[1]][2] - nodes[column[0]][2] if len(column) > 1 else 0
+        if start < 0 or any(nodes[a][1][0] != source or nodes[a][2] - nodes[column[0]][2] != s * stride
+                            for s, a in enumerate(column)):
+            return None
+        return source, start, stride
+
     def run(self, args):
         """The outputs of the region on ``args``, by a Python loop over the body
         (floats, Values, or tracers: then the body is recorded once per step, unrolled)."""

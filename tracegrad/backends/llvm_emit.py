@@ -63,6 +63,12 @@ class Nodes:
         if self.arrays is None:
             self.arrays = {}
             if order is None or any(nodes[i][0] == "scan" for i in order):  # a chunk walks only its nodes
+                size = 8 * self.width * _stored(self.graph)
+                if size > STACK_BYTES:
+                    raise ValueError(f"the loops of this function keep {size / 2 ** 20:.1f} MiB of per-step values "
+                                     f"(the carries a gradient stores, the ys), more than the "
+                                     f"{STACK_BYTES // 2 ** 20} MiB llvm code keeps on the stack; use "
+                                     f"backend='numba' or 'python' (heap arrays), or fewer steps")
                 self._allocate(self.graph)
         for i in range(len(nodes)) if order is None else order:
             op, args, param = nodes[i]
@@ -78,7 +84,7 @@ class Nodes:
 
     # ------------------------------------------------------------ loops (scan regions)
 
-    def _allocate(self, graph):
+    def _allocate(self, graph):  # sizes: _stored
         """The arrays of every loop of ``graph`` and of its bodies, at the start of the function
         (before any loop: allocas in a loop would grow the stack at each round)."""
         t = vector(self.width)
@@ -133,17 +139,11 @@ class Nodes:
         """Row element ``j`` of every step as ``(array, start, stride)``: element of step s at
         ``array[start + s * stride]``. Where the args are the ys of one earlier loop at evenly
         spaced positions, that loop's array; else a new array holding them."""
-        fn, t, n_c, n_k = self.fn, vector(self.width), r.n_carry, r.n_const
-        column = [args[n_c + n_k + s * r.n_x + j] for s in range(r.length)]
-        nodes = self.graph.nodes
-        if column and all(nodes[a][0] == "part" for a in column):
-            source = nodes[column[0]][1][0]
-            src = nodes[source][2]
-            positions = [nodes[a][2] - src.n_carry for a in column]
-            stride = positions[1] - positions[0] if len(positions) > 1 else 0
-            if all(nodes[a][1][0] == source for a in column) and min(positions) >= 0 and \
-                    all(p == positions[0] + s * stride for s, p in enumerate(positions)) and source in self.env:
-                return self.env[source][1], positions[0], stride
+        fn, t = self.fn, vector(self.width)
+        found = r.column(self.graph.nodes, args, j)
+        if found is not None and found[0] in self.env:
+            return self.env[found[0]][1], found[1], found[2]
+        column = args[r.n_carry + r.n_const + j::r.n_x]
         array = self.arrays[id(self.graph), i, j]
         for s, a in enumerate(column):
             fn.store(self[a], fn.gep(t, array, s))
@@ -156,6 +156,15 @@ class Nodes:
             return state[k]
         t = vector(self.width)
         return self.fn.load(t, self.fn.gep(t, ys, k - r.n_carry), name=f"v{scan}.{k}")
+
+
+STACK_BYTES = 4 * 2 ** 20  # a thread's stack is 8 MiB by default (main thread, pthreads): half of it
+
+
+def _stored(graph):
+    """How many values (doubles or vectors) the arrays of ``graph``'s loops hold (``Nodes._allocate``)."""
+    return sum(max(r.length * r.n_y, 1) * bool(r.n_y) + r.n_x * max(r.length, 1) + _stored(r.body)
+               for op, _, r in graph.nodes if op == "scan")
 
 
 def apply(fn, op, args, name, vector_math=False):

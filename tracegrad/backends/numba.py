@@ -1,6 +1,7 @@
 """The generated Python source of a lowered graph under ``numba.njit(error_model="numpy", cache=True)``.
 
-The source is ``backends.python``'s, with a numba header; it is written to a real file
+The source is ``backends.python``'s (a loop region is a ``for`` loop calling its body,
+an njit function of its own), with a numba header; it is written to a real file
 named by the graph's fingerprint, so numba's disk cache works across processes. The
 kernel is the njit dispatcher itself, callable from the user's own ``@numba.njit`` code:
 
@@ -37,8 +38,13 @@ DECORATOR = '@numba.njit(error_model="numpy", cache={})\n'
 
 def _lowered(graph):
     """The graph with its native ops only, the names its source calls, and whether numba may cache it."""
-    lowered = lower(graph)
-    return (lowered, *numba_runtime.namespace(lowered))
+    lowered = lower(graph, regions=True)
+    names, cacheable = {}, True
+    for g in python.graphs(lowered):  # the loops' bodies are functions of the module too
+        more, ok = numba_runtime.namespace(g)
+        names.update(more)
+        cacheable = cacheable and ok
+    return lowered, names, cacheable
 
 
 def source(graph):

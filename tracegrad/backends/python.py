@@ -57,11 +57,20 @@ def body(graph, indent="    ", functions=None, prefix="scan"):
     """The lines of the kernel, one assignment per node; a scan node is a ``for`` loop that
     calls its body, a function ``{prefix}{index}`` whose source is appended to ``functions``."""
     names = value_names(graph)
+    columns = {i: [p.column(graph.nodes, args, j) for j in range(p.n_x)]
+               for i, (op, args, p) in enumerate(graph.nodes) if op == "scan"}
+    used = set(graph.outputs)  # the nodes named in the source (not those read as a column of ys)
+    for i, (op, args, p) in enumerate(graph.nodes):
+        skip = range(0) if op != "scan" else \
+            [a for j, c in enumerate(columns[i]) if c for a in args[p.n_carry + p.n_const + j::p.n_x]]
+        used.update(set(args) - set(skip) if skip else args)
     lines = []
     for i, (op, args, param) in enumerate(graph.nodes):
         if op == "scan":
-            lines += _loop(param, [names[a] for a in args], i, f"{prefix}{i}", indent)
+            lines += _loop(param, [names[a] for a in args], i, f"{prefix}{i}", indent, columns[i])
             functions.append(function(param.body, f"{prefix}{i}", functions, f"{prefix}{i}_"))
+        elif op == "part" and i not in used:
+            continue
         elif op == "part":
             r = graph.nodes[args[0]][2]
             where = f"c{args[0]}_{param}" if param < r.n_carry else f"ys{args[0]}[{param - r.n_carry}]"
@@ -71,10 +80,12 @@ def body(graph, indent="    ", functions=None, prefix="scan"):
     return lines
 
 
-def _loop(r, args, i, name, indent):
+def _loop(r, args, i, name, indent, columns):
     """The loop of scan node ``i`` (region ``r`` on the names ``args``): carry ``c{i}_*``, rows
-    ``xs{i}``, ys ``ys{i}``."""
+    ``xs{i}`` (a row element that ``columns`` finds among an earlier loop's ys is read there:
+    ``Region.column``), ys ``ys{i}``."""
     carry, consts, rows = r.split(args)
+    listed = [j for j, c in enumerate(columns) if c is None]
     c = [f"c{i}_{j}" for j in range(r.n_carry)]
     y = [f"y{i}_{j}" for j in range(r.n_y)]
     lines = [f"{indent}# {r.kind} over {r.length} steps: {name} is its body"]
@@ -83,9 +94,10 @@ def _loop(r, args, i, name, indent):
         lines.append(f"{indent}ys{i} = [0.0] * {r.length * r.n_y}")
     if not r.length:
         return lines
-    if r.n_x:
-        lines.append(f"{indent}xs{i} = ({''.join(x + ', ' for row in rows for x in row).rstrip()})")
-    row = [f"xs{i}[t * {r.n_x} + {j}]" for j in range(r.n_x)]
+    if listed:
+        lines.append(f"{indent}xs{i} = [{', '.join(row[j] for row in rows for j in listed)}]")
+    row = [f"xs{i}[t * {len(listed)} + {listed.index(j)}]" if c is None else f"ys{c[0]}[{c[1]} + t * {c[2]}]"
+           for j, c in enumerate(columns)]
     lines.append(f"{indent}for t in range({r.length}):")
     lines.append(f"{indent}    {''.join(v + ', ' for v in c + y)}= {name}(float(t), {', '.join(c + row + consts)})")
     lines += [f"{indent}    ys{i}[t * {r.n_y} + {j}] = {yj}" for j, yj in enumerate(y)]

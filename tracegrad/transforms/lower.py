@@ -54,10 +54,10 @@ def _lower_once(graph, keep):
                 append(b.input())
             elif op == "const":
                 append(b.const(param))
-            elif op in keep:
-                append(add(op, tuple([env[a] for a in args]), param))
             elif op in REGION_OPS:
                 append(b.node(op, tuple([env[a] for a in args]), param))
+            elif op in keep:
+                append(add(op, tuple([env[a] for a in args]), param))
             else:
                 extra = (param,) if TABLE[op].has_param else ()
                 append(b.node_of(TABLE[op].lower(*[b.tracer(env[a]) for a in args], *extra)))

@@ -135,10 +135,9 @@ def _store_carries(graph):
             r = stored[args[0]][0]
             nodes[i] = ("part", args, _stored_position(r, k))
     for i, (r, parts) in stored.items():
-        for t in range(r.length):
-            for j in range(r.n_carry):
-                parts.append(len(nodes))
-                nodes.append(("part", (i,), r.n_carry + t * (r.n_y + r.n_carry) + r.n_y + j))
+        n_c, n_y, args = r.n_carry, r.n_y, (i,)
+        parts.extend(range(len(nodes), len(nodes) + r.length * n_c))
+        nodes.extend(("part", args, n_c + t * (n_y + n_c) + n_y + j) for t in range(r.length) for j in range(n_c))
     return Graph(tuple(nodes), graph.inputs, graph.outputs, graph.names, graph.custom), stored
 
 
