@@ -13,8 +13,9 @@ W4, wider MLPs: sklearn's digits (scaled to [0, 1], 80 % train), MLP 64-H-10 (Re
 softmax cross-entropy, Adam (lr 1e-2), minibatch 32, shuffled, ``--epochs`` epochs,
 float64, for each H of ``--widths`` (``--widths ''`` skips it): the Trainer's first fit
 (trace + compile + one epoch) and time per epoch, beside JAX (``jit`` of one epoch as a
-``lax.scan`` over minibatches) and PyTorch eager, from the same initial weights, with
-each one's test accuracy.
+``lax.scan`` over minibatches, which drops the last partial batch) and PyTorch eager, from
+the same initial weights and visiting the samples in the same orders, with each one's
+test accuracy.
 """
 import argparse
 import os
@@ -116,25 +117,28 @@ def w4(widths, epochs):
         off = H * 65
         W2 = np.array([[start[off + j * (H + 1) + i] for i in range(H)] for j in range(10)])
         b2 = np.array([start[off + j * (H + 1) + H] for j in range(10)])
-        xent = lambda s, t: tg.log(sum(tg.exp(v) for v in s)) - sum(v * w for v, w in zip(s, t))  # noqa: E731
-        trainer = tg.nn.Trainer(model, loss=xent, optimizer=tg.nn.Adam(lr=lr))
+        trainer = tg.nn.Trainer(model, loss="cross_entropy", optimizer=tg.nn.Adam(lr=lr))
+        ltr = labels[:n_train]
         t0 = time.perf_counter()
-        trainer.fit(Xtr, Ytr, epochs=1, batch_size=batch, shuffle=True, seed=0, progress=False)
+        trainer.fit(Xtr, ltr, epochs=1, batch_size=batch, shuffle=True, seed=0, progress=False)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        trainer.fit(Xtr, Ytr, epochs=epochs - 1, batch_size=batch, shuffle=True, seed=1, progress=False)
+        trainer.fit(Xtr, ltr, epochs=epochs - 1, batch_size=batch, shuffle=True, seed=1, progress=False)
         per_epoch = (time.perf_counter() - t0) / max(epochs - 1, 1)
-        acc = np.mean(np.argmax(np.array([model.apply([p.data for p in model.parameters()], list(x)) for x in Xte]),
-                                axis=1) == lte)
+        acc = np.mean(model.predict(Xte).argmax(axis=1) == lte)
         rows = [("tracegrad Trainer (llvm)", first, per_epoch, acc)]
 
+        # the Trainer's visiting orders: one permutation per epoch, from seed 0 for the first fit, then seed 1
+        later = np.random.default_rng(1)
+        perms = [np.random.default_rng(0).permutation(n_train)] + [later.permutation(n_train)
+                                                                   for _ in range(epochs - 1)]
         params = [torch.tensor(a, requires_grad=True) for a in (W1, b1, W2, b2)]
         opt = torch.optim.Adam(params, lr=lr)
         xt, yt = torch.tensor(Xtr), torch.tensor(Ytr)
         times = []
         for e in range(epochs):
             t0 = time.perf_counter()
-            perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(e))
+            perm = torch.from_numpy(perms[e])
             for i in range(0, n_train, batch):
                 idx = perm[i:i + batch]
                 out = torch.relu(xt[idx] @ params[0].T + params[1]) @ params[2].T + params[3]
@@ -170,14 +174,13 @@ def w4(widths, epochs):
         Xj, Yj = jnp.asarray(Xtr), jnp.asarray(Ytr)
         p = [jnp.asarray(a) for a in (W1, b1, W2, b2)]
         state = (p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], 0)
-        rng = np.random.default_rng(0)
         t0 = time.perf_counter()
-        state = jax.block_until_ready(epoch(state, jnp.asarray(rng.permutation(n_train))))
+        state = jax.block_until_ready(epoch(state, jnp.asarray(perms[0])))
         first_jax = time.perf_counter() - t0
         times = []
-        for _ in range(epochs - 1):
+        for e in range(1, epochs):
             t0 = time.perf_counter()
-            state = jax.block_until_ready(epoch(state, jnp.asarray(rng.permutation(n_train))))
+            state = jax.block_until_ready(epoch(state, jnp.asarray(perms[e])))
             times.append(time.perf_counter() - t0)
         acc_jax = float(np.mean(np.argmax(np.asarray(net(state[0], jnp.asarray(Xte))), axis=1) == lte))
         rows.append(("JAX jit(epoch as lax.scan)", first_jax, statistics.median(times) if times else 0.0, acc_jax))
@@ -187,12 +190,13 @@ def w4(widths, epochs):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=10_000, help="W5's RK4 steps (0 skips W5)")
     parser.add_argument("--unrolled-steps", type=int, default=2_000)
     parser.add_argument("--widths", default="32,128,512", help="W4's hidden widths, comma-separated ('' skips W4)")
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
-    w5(args.steps, args.unrolled_steps)
+    if args.steps:
+        w5(args.steps, args.unrolled_steps)
     if args.widths:
         w4([int(h) for h in args.widths.split(",")], args.epochs)
 

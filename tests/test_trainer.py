@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import tracegrad as tg
+from tracegrad.backends.llvm_dense import DenseLoop
 from tracegrad.backends.llvm_loops import BatchLoop
 from test_nn import logistic_regression_data, torch_logistic_regression
 
@@ -118,19 +119,20 @@ def test_shuffled_fit_memory_does_not_grow_with_epochs():
     assert peak < 200 * 100_000  # the permutations alone were 800 bytes an epoch, twice over
 
 
-def interrupt_call(at, after):
-    """A BatchLoop.__call__ that raises KeyboardInterrupt at its call number ``at``, before running
-    (Ctrl-C between calls) or after (Ctrl-C during a call is raised when the call returns)."""
-    run, calls = BatchLoop.__call__, []
-
-    def call(loop, *args):
-        calls.append(1)
-        if len(calls) == at and not after:
-            raise KeyboardInterrupt
-        run(loop, *args)
-        if len(calls) == at:
-            raise KeyboardInterrupt
-    return call
+def interrupt_calls(monkeypatch, at, after):
+    """Make the training runs' ``__call__`` (``BatchLoop``'s, ``DenseLoop``'s) raise KeyboardInterrupt
+    at call number ``at``, before running (Ctrl-C between calls) or after (Ctrl-C during a call is
+    raised when the call returns)."""
+    calls = []
+    for cls in (BatchLoop, DenseLoop):
+        def call(loop, *args, run=cls.__call__):
+            calls.append(1)
+            if len(calls) == at and not after:
+                raise KeyboardInterrupt
+            run(loop, *args)
+            if len(calls) == at:
+                raise KeyboardInterrupt
+        monkeypatch.setattr(cls, "__call__", call)
 
 
 @pytest.mark.parametrize("progress, chunk, after, done", [
@@ -150,7 +152,7 @@ def test_interrupted_fit_keeps_completed_steps_and_resumes(moons, monkeypatch, p
     model, interrupted = trainer()
     if chunk:
         monkeypatch.setattr(tg.nn.trainer, "CHUNK", chunk)
-    monkeypatch.setattr(BatchLoop, "__call__", interrupt_call(3, after))
+    interrupt_calls(monkeypatch, 3, after)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(X, y, epochs=7, batch_size=32, progress=progress)
     assert [p.data for p in model.parameters()] == [p.data for p in partial.parameters()]

@@ -193,6 +193,10 @@ def _callee(module, op, width, vector_math):
     if width == 1:
         module.declare(symbol, "double", ["double"] * arity, _PURE)
         return symbol
+    if op.symbol in _EXACT:  # an instruction on the whole vector, the C function's result in each lane
+        name = f"llvm.{op.symbol}.v{width}f64"
+        module.declare(name, vector(width), [vector(width)] * arity)
+        return name
     variant = _vector_variant(symbol, arity, width) if vector_math and op.symbol else None
     if variant is not None:
         return variant(module)
@@ -203,6 +207,9 @@ def _callee(module, op, width, vector_math):
 
 
 _PURE = "memory(none) nounwind"  # errno is never read
+# C functions whose LLVM intrinsic gives the same result, correctly rounded, in every lane; LLVM
+# makes calls of them instructions at one lane, not across a vector of calls
+_EXACT = frozenset({"sqrt", "fabs", "floor", "ceil", "trunc"})
 
 
 def _symbol(op):

@@ -178,13 +178,35 @@ def _sums(fn, pairs, slot_of, count, first, acc, buf, width):
             fn.store(total, p)
 
 
-def _update(fn, graph, inputs, outputs):
-    """The optimizer's update graph inline: its inputs are the values ``inputs``, its outputs are
-    stored at the pointers ``outputs``."""
-    nodes = Nodes(fn, graph, _width(inputs[0].type), lambda i: inputs[graph.nodes[i][2]])
-    nodes.emit()
-    for k, o in enumerate(graph.outputs):
-        fn.store(nodes[o], outputs[k], align=8)
+def update_parameters(fn, update, params, state, padded, width, total, rate, step, count):
+    """The update stage after a batch: for ``width`` parameters at a time, run the optimizer's
+    ``update`` graph on the parameters, ``total(q)`` (the vector of their batch sums, from
+    parameter ``q`` on) and their state, and store the results back.
+
+    ``rate``, ``step`` and ``count`` (scalar doubles) are the same for every parameter: the
+    nodes that depend on them alone (Adam's bias corrections, ``lr / count``) are computed
+    once, before the loop, in scalars.
+    """
+    graph, t = lower(update), vector(width)
+    n_in, S = len(graph.inputs), len(graph.inputs) - 5
+    uniform = {i: k >= n_in - 3 for k, i in enumerate(graph.inputs)}
+    for i, (op, args, _) in enumerate(graph.nodes):
+        if op != "input":
+            uniform[i] = all(uniform.get(a, True) for a in args)  # constants are uniform
+    scalars = [rate, step, count]
+    once = Nodes(fn, graph, 1, lambda i: scalars[graph.nodes[i][2] - (n_in - 3)])
+    once.emit([i for i, (op, _, _) in enumerate(graph.nodes) if op != "input" and uniform[i]])
+    with fn.loop(padded, step=width, name="u") as q:
+        pointers = [fn.gep("double", params, q)] + [
+            fn.gep("double", state, fn.binop("add", q, integer(s * padded))) for s in range(S)]
+        values = [fn.load(t, p, align=8) for p in pointers]
+        inputs = [values[0], total(q), *values[1:]]
+        nodes = Nodes(fn, graph, width, lambda i: (inputs[graph.nodes[i][2]] if not uniform[i]
+                                                   else _splat(fn, once[i], width)))
+        nodes.env.update({i: _splat(fn, once[i], width) for i in once.env if graph.nodes[i][0] != "const"})
+        nodes.emit([i for i, (op, _, _) in enumerate(graph.nodes) if op != "input" and not uniform[i]])
+        for k, o in enumerate(graph.outputs):
+            fn.store(nodes[o], pointers[k], align=8)
 
 
 def _width(type):
@@ -227,13 +249,8 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
         h = [fn.gep("double", row, j) for j in range(R + W)]
         for pointer in h[:R]:
             fn.store(const(0.0), pointer)
-        if watch is not None:  # the watch graph summed over the parameters at the epoch's start
-            with fn.loop(padded, step=width, name="w", carry=[zero] * W) as (i, totals):
-                nodes = Nodes(fn, lower(watch), width, lambda _: fn.load(t, fn.gep("double", params, i), align=8))
-                nodes.emit()
-                totals[:] = [fn.binop("fadd", total, nodes[o]) for total, o in zip(totals, watch.outputs)]
-            for total, pointer in zip(totals, h[R:]):
-                fn.store(_reduce(fn, total, width), pointer)
+        if watch is not None:
+            watch_sums(fn, watch, params, padded, width, h[R:])
         with fn.loop(n, step=batch, name="b") as start:
             rest = fn.binop("sub", n, start)
             m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
@@ -270,19 +287,15 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
             for k in range(R):  # the epoch's sums of the per-sample results
                 total = _reduce(fn, fn.load(t, fn.gep(t, acc, k)), width)
                 fn.store(fn.binop("fadd", fn.load("double", h[k]), total), h[k])
-            size = _splat(fn, fn.cast("sitofp", m, "double"), width)
             k = fn.load("i64", step)
-            rate = _splat(fn, fn.load("double", fn.gep("double", lr, k)), width)
             t_step = fn.cast("sitofp", fn.binop("add", fn.binop("add", k, step0), integer(1)), "double")
-            t_step = _splat(fn, t_step, width)
-            with fn.loop(padded, step=width, name="u") as q:  # the batch's sums for W parameters, then their update
+
+            def total(q):
                 first = fn.binop("add", q, integer(R))
-                sums = [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j)))) for j in range(width)]
-                pointers = [fn.gep("double", params, q)] + [
-                    fn.gep("double", state, fn.binop("add", q, integer(s * padded))) for s in range(S)]
-                values = [fn.load(t, p, align=8) for p in pointers]
-                _update(fn, lower(update), [values[0], _lane_sums(fn, sums, width), *values[1:], rate, t_step, size],
-                        pointers)
+                return _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j))))
+                                       for j in range(width)], width)
+            update_parameters(fn, update, params, state, padded, width, total,
+                              fn.load("double", fn.gep("double", lr, k)), t_step, fn.cast("sitofp", m, "double"))
             fn.store(fn.binop("add", k, integer(1)), step)
     fn.ret()
     return module.text()
@@ -317,18 +330,35 @@ class BatchLoop:
             _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR])
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
-        n = data.shape[1]
-        for a in (params, state, data, lr, hist):
-            if a.dtype != np.float64 or not a.flags.c_contiguous:
-                raise TypeError("BatchLoop needs C-contiguous float64 arrays")
-        steps = epochs * -(-n // batch)
-        if (order.dtype != np.int64 or order.size < (epochs - 1) * ostride + n or hist.size < self.columns * epochs
-                or lr.size < steps or batch < 1):
-            raise ValueError("BatchLoop: order, lr or hist too short for the epochs asked")
-        if params.shape != (self.padded,) or state.shape[-1:] != (self.padded,):
-            raise ValueError(f"BatchLoop: params and state rows must have {self.padded} entries")
+        n = check_call(self, params, state, data, order, ostride, batch, epochs, lr, hist)
         self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
                  batch, epochs, lr.ctypes.data, step0, hist.ctypes.data)
+
+
+def watch_sums(fn, watch, params, padded, width, pointers):
+    """Store at ``pointers`` the sums over the ``padded`` parameters of the ``watch`` graph's outputs."""
+    t = vector(width)
+    with fn.loop(padded, step=width, name="w", carry=[const(0.0, width)] * len(watch.outputs)) as (i, totals):
+        nodes = Nodes(fn, lower(watch), width, lambda _: fn.load(t, fn.gep("double", params, i), align=8))
+        nodes.emit()
+        totals[:] = [fn.binop("fadd", total, nodes[o]) for total, o in zip(totals, watch.outputs)]
+    for total, pointer in zip(totals, pointers):
+        fn.store(_reduce(fn, total, width), pointer)
+
+
+def check_call(loop, params, state, data, order, ostride, batch, epochs, lr, hist):
+    """The samples in ``data``, or the error a training run's arguments give (see ``BatchLoop``)."""
+    n = data.shape[1]
+    for a in (params, state, data, lr, hist):
+        if a.dtype != np.float64 or not a.flags.c_contiguous:
+            raise TypeError(f"{type(loop).__name__} needs C-contiguous float64 arrays")
+    steps = epochs * -(-n // batch)
+    if (order.dtype != np.int64 or order.size < (epochs - 1) * ostride + n or hist.size < loop.columns * epochs
+            or lr.size < steps or batch < 1):
+        raise ValueError(f"{type(loop).__name__}: order, lr or hist too short for the epochs asked")
+    if params.shape != (loop.padded,) or state.shape[-1:] != (loop.padded,):
+        raise ValueError(f"{type(loop).__name__}: params and state rows must have {loop.padded} entries")
+    return n
 
 
 def map_source(graph, kinds, width):

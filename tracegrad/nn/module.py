@@ -12,7 +12,8 @@ import random
 
 import numpy as np
 
-from .. import ops
+from .. import loops, ops
+from ..tracing import _depth
 from ..value import Value, gc_paused
 
 ACTIVATIONS = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid, "linear": None}
@@ -125,6 +126,39 @@ def structure(module):
         return key(module)
     except TypeError:
         return None
+
+
+def dense_layers(model):
+    """``[(nin, nout, activation), ...]`` of a model that is a plain stack of dense layers (an
+    ``MLP``, or a ``Layer``, of ``Neuron``s with one activation per layer, none of their
+    methods overridden), else None. The Trainer compiles such a model's training as loops
+    over neurons and inputs (``tracegrad.backends.llvm_dense``).
+
+    >>> dense_layers(MLP(2, [16, 16, 1], seed=0))
+    [(2, 16, 'relu'), (16, 16, 'relu'), (16, 1, 'linear')]
+    """
+    def plain(x, cls, *methods):
+        return isinstance(x, cls) and all(getattr(type(x), m) is getattr(cls, m) for m in methods)
+    if plain(model, MLP, "__call__", "parameters"):
+        layers, nin = model.layers, model.nin
+    elif plain(model, Layer, "__call__", "parameters"):
+        layers, nin = [model], len(model.neurons[0].w) if model.neurons else 0
+    else:
+        return None
+    plan = []
+    for k, layer in enumerate(layers):
+        if not (plain(layer, Layer, "__call__", "parameters") and layer.neurons) or \
+                (len(layer.neurons) == 1 and k + 1 < len(layers)):  # one output is returned bare
+            return None
+        kinds = {(len(n.w), n.activation) if plain(n, Neuron, "__call__", "parameters") else None
+                 for n in layer.neurons}
+        if len(kinds) != 1 or None in kinds or next(iter(kinds)) != (nin, layer.neurons[0].activation) \
+                or layer.neurons[0].activation not in ACTIVATIONS:
+            return None
+        plan.append((nin, len(layer.neurons), layer.neurons[0].activation))
+        nin = len(layer.neurons)
+    params = model.parameters()
+    return plan if len({id(p) for p in params}) == len(params) else None  # shared weights: the general path
 
 
 def _substitute(module, mapping, saved):
@@ -253,8 +287,32 @@ class Layer(Module):
         self.neurons = [Neuron(nin, activation=activation, rng=rng) for _ in range(nout)]
 
     def __call__(self, x):
-        out = [n(x) for n in self.neurons]
+        rows = self._rows() if len(self.neurons) > 1 and _depth() > 0 else None
+        if rows is None:
+            out = [n(x) for n in self.neurons]
+        else:  # traced: one map over the neurons, whose body (one neuron) is traced once
+            x, neuron = list(x), self.neurons[0]
+            if len(x) != len(neuron.w):
+                raise ValueError(f"this layer takes {len(neuron.w)} inputs, got {len(x)}")
+            fn = ACTIVATIONS[neuron.activation]
+
+            def body(row):
+                act = sum((wi * xi for wi, xi in zip(row[0], x)), row[1])
+                return act if fn is None else fn(act)
+            out = loops.map(body, rows)
         return out[0] if len(out) == 1 else out
+
+    def _rows(self):
+        """Each neuron's ``(weights, bias)``, if they are plain ``Neuron``s of one size and activation
+        whose parameters are being traced (numbers or tracers, no ``Value``), else None."""
+        first = self.neurons[0]
+        if not all(type(n).__call__ is Neuron.__call__ and len(n.w) == len(first.w)
+                   and n.activation == first.activation for n in self.neurons):
+            return None
+        rows = [(n.w, n.b) for n in self.neurons]
+        if any(isinstance(p, Value) for n in self.neurons for p in n.parameters()):
+            return None
+        return rows
 
     def parameters(self):
         return [p for n in self.neurons for p in n.parameters()]

@@ -19,7 +19,7 @@ from ..tracing import trace_flat
 from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
-from .module import structure
+from .module import ACTIVATIONS, dense_layers, structure
 from ..vmap import is_dask, run_rows
 
 CHUNK = 1 << 16  # entries of the order and learning-rate arrays of one compiled call, at most
@@ -145,18 +145,31 @@ class Trainer:
     def _sample_graph(self, n_features, target_example):
         """Inputs: parameters, features, target. Outputs: loss, correct flag, then the gradient."""
         n_params = len(self.params)
+        return self._loss_and_gradient(lambda params, x: self.model.apply(params, list(x)),
+                                       ([0.0] * n_params, [0.0] * n_features), target_example)
 
-        def sample(params, x, target):
-            out = self.model.apply(params, list(x))
+    def _loss_and_gradient(self, model, args, target_example):
+        """The graph of one sample's loss, correct flag and gradient with respect to ``args[0]``:
+        inputs ``args`` (flat) and the target, outputs loss, flag, then the gradient."""
+        def sample(first, rest, target):
+            out = model(first, rest)
             loss = self.loss_fn(out, target)
             correct = self.correct_fn(out, target) if self.correct_fn else 0.0
             return [loss, correct]
-        args = ([0.0] * n_params, [0.0] * n_features, target_example)
-        graph, _, _ = trace_flat(sample, args)
+        graph, _, _ = trace_flat(sample, (*args, target_example))
         n_in = len(graph.inputs)
-        adjoint = vjp_graph(graph, list(range(n_params)), keep_outputs=True)
+        adjoint = vjp_graph(graph, list(range(len(args[0]))), keep_outputs=True)
         # cotangent 1 for the loss, 0 for the flag
         return substitute(adjoint, n_in, [*range(n_in), 1.0, 0.0])
+
+    def _dense_layers(self, plan, target_example):
+        """The ``Dense`` records of the layers ``plan`` (see ``dense_layers``) and the graph of one
+        sample's loss, flag and cotangents of the model's outputs (inputs the outputs, then the target)."""
+        from ..backends.llvm_dense import Dense
+        layers = [Dense(nin, nout, *_activation_graphs(activation)) for nin, nout, activation in plan]
+        n_out = plan[-1][1]
+        scores = lambda outputs, _: outputs[0] if n_out == 1 else list(outputs)  # noqa: E731 (the model's result)
+        return layers, self._loss_and_gradient(scores, ([0.0] * n_out, []), target_example)
 
     def _update_graph(self):
         """Inputs: parameter, gradient summed over the batch, state..., lr, step, batch size.
@@ -180,16 +193,23 @@ class Trainer:
         """
         target = 0.0 if n_targets == 1 else [0.0] * n_targets
 
-        def graphs():
+        def graphs(sample=True):
             squares = trace_flat(lambda p: [p * p], [0.0])[0]
-            return self._sample_graph(n_features, target), self._update_graph(), len(self.params), squares, self._width
+            return (self._sample_graph(n_features, target) if sample else None, self._update_graph(),
+                    len(self.params), squares, self._width)
         if shards is not None:
             from .cluster import ShardedLoop
             return ShardedLoop(shards, *graphs())
         key = (n_features, n_targets, self._width)
         if key not in self._compiled:
-            from ..backends.llvm_loops import BatchLoop
-            self._compiled[key] = BatchLoop(*graphs())
+            plan = dense_layers(self.model)
+            if plan is None:
+                from ..backends.llvm_loops import BatchLoop
+                self._compiled[key] = BatchLoop(*graphs())
+            else:  # a stack of dense layers: loops over neurons and inputs, whatever the width
+                from ..backends.llvm_dense import DenseLoop
+                _, update, _, squares, width = graphs(sample=False)
+                self._compiled[key] = DenseLoop(*self._dense_layers(plan, target), update, squares, width)
         return self._compiled[key]
 
     # ------------------------------------------------------------ training
@@ -197,7 +217,8 @@ class Trainer:
     def _check(self, X, y):
         X, y = check_data(X, y, getattr(self.model, "nin", None))
         if self.labels:
-            y = check_labels(y, len(forward_graph(self.model, X.shape[1]).outputs))
+            plan = dense_layers(self.model)
+            y = check_labels(y, plan[-1][1] if plan else len(forward_graph(self.model, X.shape[1]).outputs))
         return X, y
 
     def fit(self, X, y, epochs=1, batch_size=None, shuffle=False, seed=None, progress=True, client=None):
@@ -277,6 +298,18 @@ class Trainer:
         if not callable(lr):
             return np.full(max(steps, 1), float(lr))
         return np.fromiter(map(lr, range(first, first + steps)), float, steps) if steps else np.zeros(1)
+
+
+_ACTIVATION_GRAPHS = {}
+
+
+def _activation_graphs(name):
+    """The graphs of activation ``name`` for ``Dense``: z -> a, and (z, cotangent of a) -> cotangent of z."""
+    if name not in _ACTIVATION_GRAPHS:
+        fn = ACTIVATIONS[name] or (lambda z: z)
+        forward = trace_flat(lambda z: [fn(z)], [0.0])[0]
+        _ACTIVATION_GRAPHS[name] = forward, vjp_graph(forward, [0], keep_outputs=False)
+    return _ACTIVATION_GRAPHS[name]
 
 
 # (model structure, features) -> traced forward graph, oldest first: not on the model, which then
