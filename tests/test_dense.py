@@ -24,14 +24,15 @@ def fit_both(model, X, y, width, loss="mse", optimizer=None, l2=0.0, fits=((2, N
         twin = copy.deepcopy(model)
         trainer = tg.nn.Trainer(twin, loss=loss, optimizer=optimizer or tg.nn.SGD(lr=0.05), l2=l2)
         trainer._width = width
-        plan = trainer_module.dense_layers
+        plan, size = trainer_module.dense_layers, trainer_module.DENSE_FROM
+        trainer_module.DENSE_FROM = 0  # small models too
         if not dense:
             trainer_module.dense_layers = lambda m: None
         try:
             for seed, (epochs, batch, shuffle) in enumerate(fits):
                 trainer.fit(X, y, epochs=epochs, batch_size=batch, shuffle=shuffle, seed=seed, progress=False)
         finally:
-            trainer_module.dense_layers = plan
+            trainer_module.dense_layers, trainer_module.DENSE_FROM = plan, size
         kinds = {type(loop) for loop in trainer._compiled.values()}
         results.append((np.array([p.data for p in twin.parameters()]), trainer.state, trainer.history, kinds))
     return results
@@ -125,6 +126,15 @@ def test_only_plain_stacks_of_dense_layers_take_the_dense_path():
     assert dense_layers(tied) is None
 
 
+@pytest.mark.parametrize("sizes, kind", [([16, 16, 1], BatchLoop), ([32, 32, 1], DenseLoop)])
+def test_small_models_keep_the_straight_line_kernel(sizes, kind):
+    """Below ``DENSE_FROM`` parameters (the moons MLP has 337) the unrolled kernel is as fast."""
+    X, y = data(10, 2, "signs")
+    trainer = tg.nn.Trainer(tg.nn.MLP(2, sizes, seed=0), loss="hinge")
+    trainer.fit(X, y, epochs=1, progress=False)
+    assert {type(loop) for loop in trainer._compiled.values()} == {kind}
+
+
 def test_models_off_the_dense_path_still_train_as_before():
     """A subclass with its own ``__call__`` trains through the unrolled run, to its own function."""
     X, y = data(16, 2, 1, seed=6)
@@ -204,3 +214,17 @@ def test_a_traced_layer_checks_its_input_count():
     params = [p.data for p in model.parameters()]
     with pytest.raises(ValueError, match="takes 3 inputs, got 2"):
         tg.grad(lambda ps: model.apply(ps, [1.0, 2.0]))(params)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 100])
+@pytest.mark.parametrize("sizes", [[40, 1], [(24, "tanh"), (20, "sigmoid"), 3]])
+def test_dense_predict_equals_the_model_on_floats(n, sizes):
+    """``predict`` of a wide MLP runs the dense forward loops: the same outputs as calling the model
+    on each row (the same additions in the same order), any number of rows."""
+    model = tg.nn.MLP(13, sizes, seed=2)
+    assert len(model.parameters()) >= trainer_module.DENSE_FROM
+    X = np.random.default_rng(n).normal(size=(n, 13))
+    expected = np.array([model.apply([p.data for p in model.parameters()], list(x)) for x in X])
+    out = model.predict(X)
+    assert out.shape == expected.shape == ((n,) if sizes[-1] == 1 else (n, 3))
+    np.testing.assert_array_equal(out, expected)

@@ -39,6 +39,7 @@ from .llvm_emit import Nodes, register
 from .llvm_ir import Module, vector
 
 CHUNK = 2000            # nodes per function: keeps compile time linear in graph size
+PASSES_UP_TO = 5_000     # lines of IR a kernel may have to get the optimisation passes
 OPT_LEVEL = 1           # the IR arrives CSE'd and folded; passes would mostly cost time
 _lock = threading.RLock()   # llvmlite's global context is not safe to use from several threads
 _IO = [("ptr", "in"), ("ptr", "out"), ("ptr", "s")]
@@ -102,7 +103,7 @@ def kernel_function(module, graph, name, width=1, order=None, slots=None, output
     def defined(i, value):
         if i in slots:
             fn.store(value, fn.gep(t, scratch, slots[i], name=f"p.q{i}"))
-    nodes = Nodes(fn, graph, width, load, vector_math=vector_math)
+    nodes = Nodes(fn, graph, width, load, vector_math=vector_math, inputs=pin)
     nodes.emit(order, defined if slots else None)
     for k in range(len(graph.outputs)) if outputs is None else outputs:
         fn.store(nodes[graph.outputs[k]], fn.gep(t, pout, k, name=f"p.o{k}"))
@@ -373,9 +374,10 @@ def _rows_entry(axes, n_out, single, max_rows):
 def compile(graph):
     """The kernel for ``graph``, from the disk cache when a valid entry exists.
 
-    Split (large) graphs skip the optimisation passes: on them the passes cost 25x the
-    code generation (2.1 s against 0.08 s for a 6,500-node gradient), for IR that
-    arrives CSE'd and folded. (A graph with user-defined ops has a fingerprint of its
+    Split (large) graphs, and graphs whose loops make more than ``PASSES_UP_TO`` lines of
+    IR, skip the optimisation passes: on them the passes cost 25x the code generation
+    (2.1 s against 0.08 s for a 6,500-node gradient; 7 s for the gradient of an MLP
+    64-128-10 through its layers' maps), for IR that arrives CSE'd and folded. (A graph with user-defined ops has a fingerprint of its
     own in each process: their definitions are part of it.)
     """
     path = os.path.join(cache_dir("llvm"), graph.fingerprint + ".o")
@@ -383,7 +385,8 @@ def compile(graph):
     cached = obj is not None
     if not cached:
         module, split = _module(_lowered(graph))
-        obj = object_code(module.text(), 0 if split else OPT_LEVEL)
+        text = module.text()
+        obj = object_code(text, 0 if split or text.count("\n") > PASSES_UP_TO else OPT_LEVEL)
         write_entry(path, cache_key(graph), obj)
     register()
     return Kernel(obj, len(graph.inputs), len(graph.outputs), cached)

@@ -104,6 +104,70 @@ def _values(fn, graph, width, inputs):
     return [nodes[o] for o in graph.outputs]
 
 
+class _Emitter:
+    """The loops of dense layers inside one function ``fn``: ``buf`` holds the groups' values
+    (``_Layout``), ``params`` the parameters."""
+
+    def __init__(self, fn, layers, at, width, buf, params):
+        self.fn, self.layers, self.at, self.width, self.buf, self.params = fn, layers, at, width, buf, params
+        self.t, self.zero, self.one = vector(width), const(0.0, width), const(1.0, width)
+
+    def slot(self, base, offset, index=None):
+        """The address of vector ``offset + index`` of the group whose values start at ``base``."""
+        fn = self.fn
+        at = fn.binop("add", base, integer(offset)) if index is None else \
+            fn.binop("add", fn.binop("add", base, integer(offset)), index)
+        return fn.gep(self.t, self.buf, at)
+
+    def weight(self, k, row, i):
+        """Weight ``i`` (an i64 Value; ``nin``: the bias) of neuron ``row`` of layer ``k``, in every lane."""
+        fn, nin = self.fn, self.layers[k].nin
+        first = fn.binop("add", integer(self.at.params[k]), fn.binop("mul", row, integer(nin + 1)))
+        return _splat(fn, fn.load("double", fn.gep("double", self.params, fn.binop("add", first, i))), self.width)
+
+    def rows_of(self, count, name, body):
+        """``body(first, u)`` for the rows ``first ... first + u - 1`` of ``count``, ``UNROLL`` at a time:
+        their folds are independent chains of additions, interleaved (one would wait on each add)."""
+        fn = self.fn
+        if count >= UNROLL:
+            with fn.loop(count // UNROLL, name=name) as b:
+                body(fn.binop("mul", b, integer(UNROLL)), UNROLL)
+        if count % UNROLL:
+            body(integer(count - count % UNROLL), count % UNROLL)
+
+    def fold(self, count, name, carry, step):
+        """What ``carry = step(i, carry)`` for ``i`` in ``range(count)`` ends with: ``UNROLL`` steps a
+        round of the loop (fewer rounds to count and branch), the rest after it."""
+        fn, main = self.fn, count - count % UNROLL
+        if main:
+            with fn.loop(main, step=UNROLL, name=name, carry=carry) as (i, values):
+                for r in range(UNROLL):
+                    values[:] = step(fn.binop("add", i, integer(r)) if r else i, values)
+            carry = values
+        for r in range(main, count):
+            carry = step(integer(r), carry)
+        return carry
+
+    def forward(self, base):
+        """Each layer of the group at ``base``: ``z_j = b_j + sum_i w_ji a_i`` (in this order, as
+        ``Neuron``), then the activation; inputs in ``act[0]`` (and its ones column)."""
+        fn, at, t, L = self.fn, self.at, self.t, len(self.layers)
+        for k, layer in enumerate(self.layers):
+            def neurons(first, u):
+                js = [fn.binop("add", first, integer(r)) for r in range(u)]
+
+                def step(i, z):
+                    x = fn.load(t, self.slot(base, at.act[k], i))
+                    return [fn.binop("fadd", zr, fn.binop("fmul", self.weight(k, j, i), x)) for zr, j in zip(z, js)]
+                z = self.fold(layer.nin, f"i{k}", [self.weight(k, j, integer(layer.nin)) for j in js], step)
+                for zr, j in zip(z, js):
+                    fn.store(zr, self.slot(base, at.z[k], j))
+                    fn.store(_values(fn, layer.forward, self.width, [zr])[0], self.slot(base, at.act[k + 1], j))
+            self.rows_of(layer.nout, f"n{k}", neurons)
+            if k + 1 < L:
+                fn.store(self.one, self.slot(base, at.act[k + 1] + layer.nout))
+
+
 def dense_loop_source(layers, loss, update, watch=None, width=None):
     """The LLVM module text of ``DenseLoop`` (see there)."""
     width = llvm.lanes() if width is None else width
@@ -126,17 +190,8 @@ def dense_loop_source(layers, loss, update, watch=None, width=None):
     results, step = fn.alloca(f"[{max(R, 1)} x {t}]", "res"), fn.alloca("i64", "k")
     fn.store(integer(0), step)
     lane_ids = Value("<" + ", ".join(f"i64 {j}" for j in range(width)) + ">", vector(width, "i64"))
-
-    def slot(base, offset, index=None):
-        """The address of vector ``offset + index`` of the group whose values start at ``base``."""
-        at_ = fn.binop("add", base, integer(offset)) if index is None else \
-            fn.binop("add", fn.binop("add", base, integer(offset)), index)
-        return fn.gep(t, buf, at_)
-
-    def weight(layer, k, row, i):
-        """Weight ``i`` (an i64 Value; ``nin``: the bias) of neuron ``row`` of layer ``k``, in every lane."""
-        first = fn.binop("add", integer(at.params[k]), fn.binop("mul", row, integer(layer.nin + 1)))
-        return _splat(fn, fn.load("double", fn.gep("double", params, fn.binop("add", first, i))), width)
+    emit = _Emitter(fn, layers, at, width, buf, params)
+    slot, weight, rows_of, fold = emit.slot, emit.weight, emit.rows_of, emit.fold
 
     def gather(rows, column):
         """Data column ``column`` (an i64 Value) of the samples ``rows``, one per lane."""
@@ -145,44 +200,6 @@ def dense_loop_source(layers, loss, update, watch=None, width=None):
             element = fn.load("double", fn.gep("double", data, fn.binop("add", row, offset)))
             x = element if width == 1 else fn.insert(x, element, j)
         return x
-
-    def rows_of(count, name, body):
-        """``body(first, u)`` for the rows ``first ... first + u - 1`` of ``count``, ``UNROLL`` at a time:
-        their folds are independent chains of additions, interleaved (one would wait on each add)."""
-        if count >= UNROLL:
-            with fn.loop(count // UNROLL, name=name) as b:
-                body(fn.binop("mul", b, integer(UNROLL)), UNROLL)
-        if count % UNROLL:
-            body(integer(count - count % UNROLL), count % UNROLL)
-
-    def fold(count, name, carry, step):
-        """What ``carry = step(i, carry)`` for ``i`` in ``range(count)`` ends with: ``UNROLL`` steps a
-        round of the loop (fewer rounds to count and branch), the rest after it."""
-        main = count - count % UNROLL
-        if main:
-            with fn.loop(main, step=UNROLL, name=name, carry=carry) as (i, values):
-                for r in range(UNROLL):
-                    values[:] = step(fn.binop("add", i, integer(r)) if r else i, values)
-            carry = values
-        for r in range(main, count):
-            carry = step(integer(r), carry)
-        return carry
-
-    def forward(base):
-        for k, layer in enumerate(layers):
-            def neurons(first, u):
-                js = [fn.binop("add", first, integer(r)) for r in range(u)]
-
-                def step(i, z):
-                    x = fn.load(t, slot(base, at.act[k], i))
-                    return [fn.binop("fadd", zr, fn.binop("fmul", weight(layer, k, j, i), x)) for zr, j in zip(z, js)]
-                z = fold(layer.nin, f"i{k}", [weight(layer, k, j, integer(layer.nin)) for j in js], step)
-                for zr, j in zip(z, js):
-                    fn.store(zr, slot(base, at.z[k], j))
-                    fn.store(_values(fn, layer.forward, width, [zr])[0], slot(base, at.act[k + 1], j))
-            rows_of(layer.nout, f"n{k}", neurons)
-            if k + 1 < L:
-                fn.store(one, slot(base, at.act[k + 1] + layer.nout))
 
     def backward(base):
         for k in range(L - 1, 0, -1):
@@ -193,7 +210,7 @@ def dense_loop_source(layers, loss, update, watch=None, width=None):
 
                 def step(j, g):
                     d = fn.load(t, slot(base, at.d[k], j))
-                    return [fn.binop("fadd", gr, fn.binop("fmul", weight(layer, k, j, i), d)) for gr, i in zip(g, items)]
+                    return [fn.binop("fadd", gr, fn.binop("fmul", weight(k, j, i), d)) for gr, i in zip(g, items)]
                 for gr, i in zip(fold(layer.nout, f"bj{k}", [zero] * u, step), items):
                     z = fn.load(t, slot(base, at.z[k - 1], i))
                     fn.store(_values(fn, before.backward, width, [z, gr])[0], slot(base, at.d[k - 1], i))
@@ -267,7 +284,7 @@ def dense_loop_source(layers, loss, update, watch=None, width=None):
                     with fn.loop(nin0, name="x") as c:
                         fn.store(gather(rows, c), slot(base, at.act[0], c))
                     fn.store(one, slot(base, at.act[0] + nin0))
-                    forward(base)
+                    emit.forward(base)
                     outputs = [fn.load(t, slot(base, at.act[L] + k)) for k in range(n_out)]
                     targets = [gather(rows, integer(nin0 + c)) for c in range(T)]
                     values = _values(fn, loss, width, outputs + targets)
@@ -318,7 +335,60 @@ class DenseLoop:
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
         check_call(self, params, state, data, order, ostride, batch, epochs, lr, hist)
-        work = np.zeros(self._work + 8)
-        work = work[(-work.ctypes.data // 8) % 8:]  # 64-byte aligned: the vectors are loaded as such
+        work = _aligned(self._work)
         self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, data.shape[1],
                  batch, epochs, lr.ctypes.data, step0, hist.ctypes.data, work.ctypes.data)
+
+
+def dense_predict_source(layers, width=None):
+    """``void @predict(ptr %params, ptr %data, ptr %out, i64 %n, ptr %work)``: the forward pass of
+    ``n`` samples (a multiple of ``width``), ``width`` at a time. ``data`` holds the features by
+    column (``(nin, n)``), ``out`` receives the outputs by column (``(nout, n)``)."""
+    width = llvm.lanes() if width is None else width
+    at, t = _Layout(layers, width), vector(width)
+    module = Module(f"Generated by tracegrad: the forward pass of {len(layers)} dense layers in {width} lanes; "
+                    f"do not edit.")
+    fn = module.function("predict", "void", [("ptr", "params"), ("ptr", "data"), ("ptr", "out"), ("i64", "n"),
+                                             ("ptr", "work")])
+    params, data, out, n, work = fn.params
+    emit, base = _Emitter(fn, layers, at, width, work, params), integer(0)
+    with fn.loop(n, step=width, name="g") as g:
+        with fn.loop(layers[0].nin, name="x") as c:
+            column = fn.gep("double", data, fn.binop("add", fn.binop("mul", c, n), g))
+            fn.store(fn.load(t, column, align=8), emit.slot(base, at.act[0], c))
+        fn.store(emit.one, emit.slot(base, at.act[0] + layers[0].nin))
+        emit.forward(base)
+        for k in range(layers[-1].nout):
+            value = fn.load(t, emit.slot(base, at.act[len(layers)] + k))
+            fn.store(value, fn.gep("double", out, fn.binop("add", fn.binop("mul", integer(k), n), g)), align=8)
+    fn.ret()
+    return module.text()
+
+
+class DensePredict:
+    """The compiled forward pass of dense layers over many samples: ``predict(params, X)`` is the
+    ``(n, nout)`` array of outputs for the rows of ``X`` (``params`` in ``parameters()`` order)."""
+
+    def __init__(self, layers, width=None, level=2):
+        self.width = llvm.lanes() if width is None else width
+        self.nin, self.nout = layers[0].nin, layers[-1].nout
+        self._work = _Layout(layers, self.width).block * self.width
+        self._engine, self._fn = _entry(dense_predict_source(layers, self.width), "predict", level, passes=True,
+                                        argtypes=[_PTR, _PTR, _PTR, _I64, _PTR])
+
+    def __call__(self, params, X):
+        n = len(X)
+        padded = -(-n // self.width) * self.width
+        data = np.zeros((self.nin, padded))
+        data[:, :n] = X.T
+        out = np.empty((self.nout, padded))
+        work = _aligned(self._work)
+        params = np.ascontiguousarray(params, dtype=float)
+        self._fn(params.ctypes.data, data.ctypes.data, out.ctypes.data, padded, work.ctypes.data)
+        return out[:, :n].T
+
+
+def _aligned(size):
+    """``size`` zero doubles, 64-byte aligned: the vectors are loaded as such."""
+    work = np.zeros(size + 8)
+    return work[(-work.ctypes.data // 8) % 8:]

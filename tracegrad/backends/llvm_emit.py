@@ -38,8 +38,8 @@ class Nodes:
     ``emit(order)`` computes the nodes ``order`` (default: all, in node order).
     """
 
-    def __init__(self, fn, graph, width=1, load=None, keep_loads=True, vector_math=False, arrays=None):
-        self.fn, self.graph, self.width, self.load = fn, graph, width, load
+    def __init__(self, fn, graph, width=1, load=None, keep_loads=True, vector_math=False, arrays=None, inputs=None):
+        self.fn, self.graph, self.width, self.load, self.inputs = fn, graph, width, load, inputs
         self.keep_loads, self.vector_math, self.env = keep_loads, vector_math, {}
         self.arrays = arrays  # the arrays of the loops, (graph id, node, what) -> pointer, made once
 
@@ -137,13 +137,20 @@ class Nodes:
 
     def _column(self, args, r, i, j):
         """Row element ``j`` of every step as ``(array, start, stride)``: element of step s at
-        ``array[start + s * stride]``. Where the args are the ys of one earlier loop at evenly
-        spaced positions, that loop's array; else a new array holding them."""
+        ``array[start + s * stride]``. Where the args are the ys of one earlier loop, or inputs
+        of the function (``inputs``: their array), at evenly spaced positions, that array;
+        else a new array holding them."""
         fn, t = self.fn, vector(self.width)
         found = r.column(self.graph.nodes, args, j)
         if found is not None and found[0] in self.env:
             return self.env[found[0]][1], found[1], found[2]
         column = args[r.n_carry + r.n_const + j::r.n_x]
+        nodes = self.graph.nodes
+        if self.inputs is not None and column and all(nodes[a][0] == "input" for a in column):
+            start = nodes[column[0]][2]
+            stride = nodes[column[1]][2] - start if len(column) > 1 else 0
+            if all(nodes[a][2] == start + s * stride for s, a in enumerate(column)):
+                return self.inputs, start, stride
         array = self.arrays[id(self.graph), i, j]
         for s, a in enumerate(column):
             fn.store(self[a], fn.gep(t, array, s))

@@ -8,6 +8,8 @@ Trainer): ``model.apply(params, x)`` runs it with other parameter values.
 >>> len(model.parameters()), str(model.layers[2])
 (337, 'Layer of [LinearNeuron(16)]')
 """
+import contextlib
+import contextvars
 import random
 
 import numpy as np
@@ -161,6 +163,28 @@ def dense_layers(model):
     return plan if len({id(p) for p in params}) == len(params) else None  # shared weights: the general path
 
 
+_STRAIGHT = contextvars.ContextVar("straight_layers", default=False)
+
+
+@contextlib.contextmanager
+def straight_layers():
+    """Within it, a traced ``Layer`` records each neuron one after another (straight-line code, as
+    the Trainer's per-sample kernel of a small model wants) instead of one map over them.
+
+    >>> import tracegrad as tg
+    >>> model = MLP(2, [3, 1], seed=0)
+    >>> with straight_layers():
+    ...     graph = tg.trace(lambda ps, x: model.apply(ps, x), [0.0] * 13, [1.0, 2.0])
+    >>> graph.stats()["scan"]
+    0
+    """
+    token = _STRAIGHT.set(True)
+    try:
+        yield
+    finally:
+        _STRAIGHT.reset(token)
+
+
 def _substitute(module, mapping, saved):
     """Replace the Values in ``module``'s attributes (and sub-modules') by ``mapping[id(value)]``."""
     saved.append((module, dict(vars(module))))
@@ -287,7 +311,7 @@ class Layer(Module):
         self.neurons = [Neuron(nin, activation=activation, rng=rng) for _ in range(nout)]
 
     def __call__(self, x):
-        rows = self._rows() if len(self.neurons) > 1 and _depth() > 0 else None
+        rows = self._rows() if len(self.neurons) > 1 and _depth() > 0 and not _STRAIGHT.get() else None
         if rows is None:
             out = [n(x) for n in self.neurons]
         else:  # traced: one map over the neurons, whose body (one neuron) is traced once

@@ -19,10 +19,13 @@ from ..tracing import trace_flat
 from ..transforms import vjp_graph
 from ..transforms.substitute import substitute
 from . import losses
-from .module import ACTIVATIONS, dense_layers, structure
+from .module import ACTIVATIONS, dense_layers, straight_layers, structure
 from ..vmap import is_dask, run_rows
 
 CHUNK = 1 << 16  # entries of the order and learning-rate arrays of one compiled call, at most
+# parameters from which a stack of dense layers trains as loops (``llvm_dense``); below, the
+# straight-line kernel of the traced sample is as fast or faster (docs/loops.md has the numbers)
+DENSE_FROM = 500
 
 def _argmax_is(scores, target):
     """1.0 where ``target`` is the index of the largest score (the first on a tie, as torch.argmax), else 0.0."""
@@ -145,8 +148,9 @@ class Trainer:
     def _sample_graph(self, n_features, target_example):
         """Inputs: parameters, features, target. Outputs: loss, correct flag, then the gradient."""
         n_params = len(self.params)
-        return self._loss_and_gradient(lambda params, x: self.model.apply(params, list(x)),
-                                       ([0.0] * n_params, [0.0] * n_features), target_example)
+        with straight_layers():  # the kernel of the unrolled run is straight-line code
+            return self._loss_and_gradient(lambda params, x: self.model.apply(params, list(x)),
+                                           ([0.0] * n_params, [0.0] * n_features), target_example)
 
     def _loss_and_gradient(self, model, args, target_example):
         """The graph of one sample's loss, correct flag and gradient with respect to ``args[0]``:
@@ -202,7 +206,7 @@ class Trainer:
             return ShardedLoop(shards, *graphs())
         key = (n_features, n_targets, self._width)
         if key not in self._compiled:
-            plan = dense_layers(self.model)
+            plan = dense_layers(self.model) if len(self.params) >= DENSE_FROM else None
             if plan is None:
                 from ..backends.llvm_loops import BatchLoop
                 self._compiled[key] = BatchLoop(*graphs())
@@ -318,13 +322,27 @@ _FORWARDS = {}
 _lock = threading.Lock()
 
 
+def _dense_predict(plan):
+    """The compiled forward pass of the dense layers ``plan`` (see ``dense_layers``), kept as forward graphs are."""
+    from ..backends.llvm_dense import Dense, DensePredict
+    key = ("dense", tuple(plan))
+    kernel = _FORWARDS.get(key)
+    if kernel is None:
+        kernel = DensePredict([Dense(nin, nout, *_activation_graphs(a)) for nin, nout, a in plan])
+        with _lock:
+            _FORWARDS[key] = kernel
+    return kernel
+
+
 def forward_graph(model, nin):
-    """The traced forward of ``model`` on ``nin`` features: inputs the parameters, then the features."""
+    """The traced forward of ``model`` on ``nin`` features: inputs the parameters, then the features
+    (each ``Layer`` straight-line: ``run_rows`` reads every parameter for each group of rows)."""
     key = structure(model)
     graph = _FORWARDS.get((key, nin))
     if graph is None:
         n_params = len(model.parameters())
-        graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * n_params, [0.0] * nin))[0]
+        with straight_layers():
+            graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * n_params, [0.0] * nin))[0]
         if key is not None:
             with _lock:
                 _FORWARDS[key, nin] = graph
@@ -346,9 +364,13 @@ def predict(model, X):
     if X.shape[1] != nin:
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
+    values = np.array([p.data for p in params])
+    plan = dense_layers(model) if len(params) >= DENSE_FROM else None
+    if plan is not None:  # loops over neurons and inputs, as the Trainer's
+        out = _dense_predict(plan)(values, X)
+        return out[:, 0] if out.shape[1] == 1 else out
     graph = forward_graph(model, nin)
     n_out = len(graph.outputs)
-    values = np.array([p.data for p in params])
     out = np.empty((n_out, len(X)))
     run_rows(graph, [(values, j, 0) for j in range(len(params))] + [(X, j, nin) for j in range(nin)],
              [(out, len(X) * j, 1) for j in range(n_out)], len(X))
