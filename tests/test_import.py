@@ -18,6 +18,22 @@ def test_import_is_light():
     assert loaded_after("import tracegrad") & set(HEAVY) == set()
 
 
+def test_import_and_scalar_code_do_not_load_numpy():
+    assert "numpy" not in loaded_after("import tracegrad")
+    assert "numpy" not in loaded_after("import tracegrad as tg\n"
+                                       "assert tg.jit(tg.grad(lambda x, y: tg.sin(x) * y, argnums=(0, 1)))(0.0, 2.0) "
+                                       "== (2.0, 0.0)\nassert tg.Value(2.0).tanh().data == tg.tanh(2.0)")
+
+
+def test_nn_and_logsumexp_load_on_first_use():
+    import tracegrad as tg
+    assert "nn" in dir(tg) and tg.logsumexp is tg.nn.logsumexp
+    assert {"numpy"} <= loaded_after("import tracegrad as tg\ntg.nn")
+    out = subprocess.run([sys.executable, "-c", "from tracegrad import *; print(nn.MLP.__name__, logsumexp([0.0]))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["MLP", "0.0"]
+
+
 def test_a_grad_compiles_with_llvmlite_only():
     loaded = loaded_after("import tracegrad as tg\nassert tg.grad(lambda x: x * x)(3.0) == 6.0")
     assert loaded & set(HEAVY) == {"llvmlite"}

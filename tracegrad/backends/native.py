@@ -17,6 +17,7 @@ fallback, *owners)`` makes the function object with ``PyCFunction_NewEx``; what 
 (6.0, 'general path', 'general path')
 """
 import ctypes
+import functools
 
 import llvmlite.binding as llvm
 
@@ -47,8 +48,10 @@ def _register():
     llvm.add_symbol("PyFloat_Type", ctypes.addressof(ctypes.c_char.in_dll(api, "PyFloat_Type")))
 
 
-def _register_numpy():
-    """``PyArray_New`` and ``PyArray_Type`` from numpy's C API table (their indices are fixed in its ABI)."""
+@functools.lru_cache(maxsize=None)
+def register_numpy():
+    """``PyArray_New`` and ``PyArray_Type`` from numpy's C API table (their indices are fixed in its ABI),
+    for ``rows_entry`` (once; imports numpy)."""
     import numpy
     core = getattr(numpy, "_core", None) or numpy.core
     api = ctypes.pythonapi
@@ -61,7 +64,6 @@ def _register_numpy():
 
 
 _register()
-_register_numpy()
 _new_function = ctypes.pythonapi.PyCFunction_NewEx
 _new_function.restype = ctypes.py_object
 _new_function.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
