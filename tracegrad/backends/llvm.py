@@ -4,7 +4,10 @@ One instruction (or a compare and a select) per node, named ``%v{index}`` as in 
 printed IR, from the op's row (``llvm_emit``). The kernel has the C ABI
 ``void k(const double *in, double *out)``; ``k_rows`` runs it over rows of a batch,
 each input and output a pointer plus a stride (stride 0 broadcasts). Graphs are first
-lowered to the ops compiled code computes directly. Object code is cached on disk.
+lowered to the ops compiled code computes directly. Object code is cached on disk, and
+loaded by ``elf`` where it applies (x86-64 Linux), else by llvmlite's MCJIT: a kernel
+found in the disk cache runs without importing llvmlite (see "Cold start" in
+docs/backends.md).
 
 >>> import tracegrad as tg
 >>> print(source(tg.trace(lambda x, y: x * y + 1.0, 2.0, 3.0)))  # doctest: +ELLIPSIS
@@ -26,14 +29,11 @@ import hashlib
 import os
 import threading
 
-import llvmlite
-import llvmlite.binding as llvm
-
 from ..ops import to_float
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
-from .host import host
-from . import native
+from .host import host, target_id
+from . import elf, native
 from .llvm_emit import Nodes, register
 from .llvm_ir import Module, vector
 
@@ -191,11 +191,25 @@ def source(graph):
     return _module(_lowered(graph))[0].text()
 
 
-llvm.initialize_native_target()
-llvm.initialize_native_asmprinter()
+_binding = []
+
+
+def _llvm():
+    """``llvmlite.binding``, imported and initialised on first use (compiling, or loading where
+    ``elf`` does not apply); every symbol registered with ``elf.add_symbol`` resolves in its JIT."""
+    if not _binding:
+        with _lock:
+            if not _binding:
+                import llvmlite.binding as llvm
+                llvm.initialize_native_target()
+                llvm.initialize_native_asmprinter()
+                elf.on_symbol(llvm.add_symbol)
+                _binding.append(llvm)
+    return _binding[0]
 
 
 def _target_machine(level=OPT_LEVEL):
+    llvm = _llvm()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=host().cpu, features=host().features, opt=level, jit=True)
 
@@ -218,9 +232,9 @@ _CODE_VERSION = _code_version()
 
 
 def _build(level):
-    """The code, compiler, host and options an object file is built with."""
-    target = hashlib.sha256(f"{host().cpu} {host().features}".encode()).hexdigest()[:16]
-    return f"tracegrad-{_CODE_VERSION} llvmlite-{llvmlite.__version__} {target} O{level}"
+    """The code, compiler, host and options an object file is built with (``target_id``: the
+    compiler and target, known without llvmlite where possible)."""
+    return f"tracegrad-{_CODE_VERSION} {target_id()} O{level}"
 
 
 def cache_key(graph):
@@ -246,6 +260,7 @@ def object_code(text, level=OPT_LEVEL, passes=True):
     ``passes=False`` (or level 0) skips the optimisation passes and only generates
     code at ``level``.
     """
+    llvm = _llvm()
     with _lock:
         module = llvm.parse_assembly(text)
         module.verify()
@@ -266,7 +281,7 @@ def _pipeline(level):
     native memory a compile (measured with llvmlite 0.50); reusing one built by hand does
     not. The IR arrives CSE'd and folded, so a few local cleanups are all it needs.
     """
-    key = level, host()
+    key, llvm = (level, host()), _llvm()
     if key not in _pipelines:
         builder = llvm.create_pass_builder(_target_machine(level),
                                            llvm.create_pipeline_tuning_options(speed_level=level))
@@ -280,7 +295,13 @@ def _pipeline(level):
 
 
 def load(obj):
-    """An execution engine holding the object code ``obj`` (its functions live while it does)."""
+    """The object code ``obj`` loaded: an ``elf.Image`` or, where that loader does not apply, an
+    MCJIT execution engine; either has ``get_function_address(name)``, and the functions live
+    while it does."""
+    image = elf.load(obj)
+    if image is not None:
+        return image
+    llvm = _llvm()
     with _lock:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))

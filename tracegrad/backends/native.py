@@ -19,8 +19,7 @@ fallback, *owners)`` makes the function object with ``PyCFunction_NewEx``; what 
 import ctypes
 import functools
 
-import llvmlite.binding as llvm
-
+from . import elf
 from .llvm_ir import Value, integer
 
 _API = ("PyFloat_FromDouble", "PyTuple_New", "PyTuple_SetItem", "PyTuple_GetItem", "PyObject_Vectorcall",
@@ -41,11 +40,11 @@ class _MethodDef(ctypes.Structure):
 
 
 def _register():
-    """Make the CPython C API that entries call resolvable in the JIT (once)."""
+    """Make the CPython C API that entries call resolvable in loaded code (once)."""
     api = ctypes.pythonapi
     for name in _API:
-        llvm.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
-    llvm.add_symbol("PyFloat_Type", ctypes.addressof(ctypes.c_char.in_dll(api, "PyFloat_Type")))
+        elf.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
+    elf.add_symbol("PyFloat_Type", ctypes.addressof(ctypes.c_char.in_dll(api, "PyFloat_Type")))
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,8 +58,8 @@ def register_numpy():
                                                                                               ctypes.c_char_p]
     table = ctypes.cast(api.PyCapsule_GetPointer(core._multiarray_umath._ARRAY_API, None),
                         ctypes.POINTER(ctypes.c_void_p))
-    llvm.add_symbol("PyArray_Type", table[2])
-    llvm.add_symbol("PyArray_New", table[93])
+    elf.add_symbol("PyArray_Type", table[2])
+    elf.add_symbol("PyArray_New", table[93])
 
 
 _register()
