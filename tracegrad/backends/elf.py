@@ -40,6 +40,7 @@ _R_64, _R_PC32, _R_32, _R_32S, _R_PLT32, _R_PC64 = 1, 2, 10, 11, 4, 24
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
 _MAP_FAILED = ctypes.c_void_p(-1).value
+_MAX_SIZE = 1 << 32    # bytes of sections: far above any kernel (a 10,000-input gradient's is 3 MB)
 
 
 def add_symbol(name, address):
@@ -163,8 +164,8 @@ def _load(data):
             offset += sections[i][5]
         offset = -(-offset // _PAGE) * _PAGE
         bounds.append((start, offset))
-    if not parts[0]:
-        raise _Unsupported("no code")
+    if not parts[0] or offset > _MAX_SIZE:
+        raise _Unsupported("no code, or sizes no kernel has")
     names = _names(data, sections)
     for i in list(placed):  # unwind tables: not loaded (nounwind kernels)
         if names(sections[i]) == b".eh_frame":

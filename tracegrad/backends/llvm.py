@@ -313,8 +313,8 @@ class Kernel:
     """A loaded object file: ``kernel(*floats) -> tuple``, ``kernel.rows(...)`` for batches, and
     ``kernel.native(single, fallback)``, the kernel as a function object of Python floats.
 
-    The kernel owns its execution engine; dropping the last reference (its own and its
-    native functions') frees the code. Calls are thread-safe (the code keeps all state
+    The kernel owns its loaded code (``load``); dropping the last reference (its own and its
+    native functions') frees it. Calls are thread-safe (the code keeps all state
     on the stack).
     """
 
