@@ -153,3 +153,27 @@ def test_a_kernel_from_the_disk_cache_is_the_same_in_a_fresh_process(tmp_path):
             .stdout.split(") ") for _ in range(2)]
     assert runs[0][:2] == runs[1][:2]  # the same floats, compiled then loaded
     assert runs[0][2].strip() == "True" and runs[1][2].strip() == "False"
+
+
+def test_the_target_id_follows_the_cpu_the_requested_target_and_llvmlite(monkeypatch):
+    from tracegrad.backends import host
+    cpu, library = host._cpuinfo(), host._llvmlite_file()
+    assert cpu is not None and library is not None  # on x86-64 Linux the id needs no llvmlite
+
+    def target_id(cpu=cpu, library=library, request=None):
+        monkeypatch.setattr(host, "_cpuinfo", lambda: cpu)
+        monkeypatch.setattr(host, "_llvmlite_file", lambda: library)
+        if request is None:
+            monkeypatch.delenv("TRACEGRAD_CPU", raising=False)
+        else:
+            monkeypatch.setenv("TRACEGRAD_CPU", request)
+        host.target_id.cache_clear()
+        try:
+            return host.target_id()
+        finally:
+            host.target_id.cache_clear()
+    base = target_id()
+    assert target_id(request="host") == base and target_id(request="generic") != base
+    assert target_id(cpu=dict(cpu, flags=cpu["flags"].replace("avx2", ""))) != base
+    assert target_id(cpu=dict(cpu, model=cpu["model"] + "1")) != base
+    assert target_id(library=(library[0], library[1] + 1, library[2])) != base

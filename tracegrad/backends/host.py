@@ -132,8 +132,10 @@ def _llvmlite_file():
     """``(path, size, mtime)`` of llvmlite's shared library, found without importing llvmlite, or None."""
     import importlib.machinery
     try:
-        spec = importlib.machinery.PathFinder.find_spec("llvmlite")
-        path = os.path.join(spec.submodule_search_locations[0], "binding", "libllvmlite.so")
+        module = sys.modules.get("llvmlite")  # the one in use, else the one an import would find
+        folder = os.path.dirname(module.__file__) if module else importlib.machinery.PathFinder.find_spec(
+            "llvmlite").submodule_search_locations[0]
+        path = os.path.join(folder, "binding", "libllvmlite.so")
         st = os.stat(path)
     except (AttributeError, ImportError, IndexError, OSError, TypeError, ValueError):
         return None
