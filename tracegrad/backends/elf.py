@@ -151,8 +151,9 @@ def _load(data):
     for i, (_, kind, flags, _, _, size, _, _, align, _) in enumerate(sections):
         if not flags & _SHF_ALLOC or kind == _SHT_X86_64_UNWIND or size == 0:
             continue
-        if flags & _SHF_TLS or kind not in (_SHT_PROGBITS, _SHT_NOBITS):
-            raise _Unsupported(f"section type {kind:#x}")
+        if flags & _SHF_TLS or kind not in (_SHT_PROGBITS, _SHT_NOBITS) or flags & _SHF_EXECINSTR and (
+                flags & _SHF_WRITE or kind == _SHT_NOBITS):
+            raise _Unsupported(f"section type {kind:#x}, flags {flags:#x}")
         parts[0 if flags & _SHF_EXECINSTR else 2 if flags & _SHF_WRITE else 1].append(i)
     offset, bounds = 0, []
     for part in parts:
