@@ -20,7 +20,8 @@ from tracegrad.pytree import BoxArray
 
 LINES = {name: (torch_fn, [p if isinstance(p, tuple) else (p,) for p in points])
          for name, _, torch_fn, points in OPS}
-MAPPED = sorted(UFUNCS.items(), key=lambda item: item[0].__name__)
+MAPPED_UFUNCS = {getattr(np, name): op for name, op in UFUNCS.items()}  # UFUNCS is keyed by name: no numpy at import
+MAPPED = sorted(MAPPED_UFUNCS.items(), key=lambda item: item[0].__name__)
 ALL_UFUNCS = sorted({u for u in vars(np).values() if isinstance(u, np.ufunc)}, key=lambda u: u.__name__)
 OPERATOR_UFUNCS = {np.square: lambda x: x * x, np.reciprocal: lambda x: 1.0 / x, np.positive: lambda x: x}
 
@@ -59,11 +60,13 @@ def ids(item):
 
 
 def test_every_row_with_a_numpy_ufunc_maps_and_the_math_module_rows_are_there():
-    names = {u.__name__ for u in UFUNCS}
+    names = set(UFUNCS)
     assert {"arctan2", "hypot", "expm1", "log1p", "maximum", "minimum", "copysign", "floor", "ceil", "trunc",
             "fmod", "cbrt", "exp2", "arcsinh", "power", "absolute", "fabs", "less", "not_equal"} <= names
-    for ufunc, op in UFUNCS.items():
-        assert ufunc.__name__ in op.numpy and ufunc.nin == op.arity and op.name in LINES
+    for name, op in UFUNCS.items():  # the package's rows are not checked against numpy when defined
+        ufunc = getattr(np, name)
+        assert isinstance(ufunc, np.ufunc) and ufunc.__name__ == name and name in op.numpy
+        assert (ufunc.nin, ufunc.nout, ufunc.signature) == (op.arity, 1, None) and op.name in LINES
 
 
 @pytest.mark.parametrize("item", MAPPED, ids=ids)
@@ -146,7 +149,7 @@ def test_operator_ufuncs_are_numpys_python_operators(ufunc):
     assert tg.jit(lambda a: ufunc(a))(np.array([1.5, -2.0])).tolist() == ufunc(np.array([1.5, -2.0])).tolist()
 
 
-@pytest.mark.parametrize("ufunc", [u for u in ALL_UFUNCS if u not in UFUNCS and u not in OPERATOR_UFUNCS
+@pytest.mark.parametrize("ufunc", [u for u in ALL_UFUNCS if u not in MAPPED_UFUNCS and u not in OPERATOR_UFUNCS
                                    and u.signature is None], ids=lambda u: u.__name__)
 def test_a_ufunc_without_a_row_is_a_type_error_naming_it(ufunc):
     args = [0.5] * ufunc.nin
@@ -163,7 +166,7 @@ def test_a_users_op_takes_a_ufunc_through_its_row():
     op = tg.defop("my_logaddexp", 2, eval=lambda x, y: float(np.logaddexp(x, y)), vjp=rule,
                   lower=lambda x, y: tg.maximum(x, y) + tg.log1p(tg.exp(-tg.abs(x - y))), numpy="logaddexp")
     try:
-        assert op.numpy == ("logaddexp",) and UFUNCS[np.logaddexp] is op
+        assert op.numpy == ("logaddexp",) and UFUNCS["logaddexp"] is op
         assert tg.trace(lambda x: np.logaddexp(x, 0.0), 1.0).stats()["my_logaddexp"] == 1
         xs = torch.tensor([1.0, -800.0, 30.0], dtype=torch.float64, requires_grad=True)
         torch.logaddexp(xs, torch.tensor(2.0, dtype=torch.float64)).sum().backward()
@@ -173,11 +176,11 @@ def test_a_users_op_takes_a_ufunc_through_its_row():
         np.logaddexp(v, 2.0).backward()
         assert v.grad == pytest.approx(xs.grad[0].item(), rel=1e-15)
         tg.defop("my_logaddexp", 2, eval=lambda x, y: 0.0, lower=lambda x, y: x * 0.0)  # redefined without it
-        assert np.logaddexp not in UFUNCS
+        assert "logaddexp" not in UFUNCS
         with pytest.raises(TypeError, match="np.logaddexp has no tracegrad op"):
             np.logaddexp(tg.Value(1.0), 2.0)
     finally:
-        UFUNCS.pop(np.logaddexp, None)
+        UFUNCS.pop("logaddexp", None)
 
 
 @pytest.mark.parametrize("numpy, error, message", [

@@ -18,12 +18,23 @@ from .transforms.passes import optimize
 from .value import Value, graph_of
 from .viz import draw
 from .vmap import vmap
-from . import nn
-from .nn import logsumexp
 
 __version__ = "0.1.0"
 
 globals().update(_MATH_FUNCTIONS)  # tg.exp, tg.atan2 ...: one per row of the op table that is public
+
+
+def __getattr__(name):
+    """``tg.nn`` and ``tg.logsumexp``, imported on first use: ``nn`` loads numpy, scalar code does not."""
+    if name in ("nn", "logsumexp"):
+        import importlib
+        nn = importlib.import_module(f"{__name__}.nn")
+        return nn if name == "nn" else nn.logsumexp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "nn", "logsumexp"})
 
 
 __all__ = [

@@ -9,7 +9,6 @@ CPython's ``math`` raises where IEEE returns a value (``math.log(-1)``, ``math.e
 """
 import math
 
-import numpy as np
 
 inf = math.inf
 nan = math.nan
@@ -54,6 +53,7 @@ def pow(x, y):
     try:
         return math.pow(x, y)
     except (OverflowError, ValueError):
+        import numpy as np
         with np.errstate(all="ignore"):
             return float(np.power(np.float64(x), np.float64(y)))
 

@@ -15,10 +15,10 @@ Python loop would: straight-line code, best for a handful of steps.
 >>> g.stats()["scan"], g.stats()["mul"]
 (1, 0)
 """
-import numpy as np
+import math
 
 from .ir import Graph, Region, apply_region, evaluate
-from .pytree import LEAF, flatten, unflatten
+from .pytree import LEAF, flatten, loaded_numpy, unflatten
 from .tracing import _depth, trace_flat
 from .transforms.lower import unroll_graph
 
@@ -103,7 +103,8 @@ def unroll(fn):
 
 
 def _integer(v, name):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+    np = loaded_numpy()
+    if isinstance(v, int if np is None else (int, np.integer)) and not isinstance(v, bool):
         return int(v)
     raise TypeError(f"fori_loop's {name} must be an integer (the number of steps is fixed when traced), "
                     f"got {type(v).__name__} {v!r:.60}")
@@ -128,7 +129,8 @@ def _rows(xs, length, name):
 def _slices(xs, name):
     if isinstance(xs, list):
         return xs, xs[0] if xs else ()
-    if isinstance(xs, np.ndarray) and xs.ndim > 0:
+    np = loaded_numpy()
+    if np is not None and isinstance(xs, np.ndarray) and xs.ndim > 0:
         return list(xs), np.zeros(xs.shape[1:]) if xs.ndim > 1 else 0.0
     if isinstance(xs, (tuple, dict)) and not hasattr(xs, "_fields") and len(xs):
         keys = sorted(xs) if isinstance(xs, dict) else range(len(xs))
@@ -214,7 +216,7 @@ def _stacked(tree, columns, steps):
         return _array(next(columns), steps, ())
     if kind == "array":
         shape = tree[1]
-        parts = [next(columns) for _ in range(int(np.prod(shape)))]
+        parts = [next(columns) for _ in range(math.prod(shape))]
         return _array([p[t] for t in range(steps) for p in parts], steps, shape)
     if kind == "dict":
         return {k: _stacked(t, columns, steps) for k, t in zip(tree[1], tree[2])}
@@ -223,6 +225,7 @@ def _stacked(tree, columns, steps):
 
 
 def _array(values, steps, shape):
+    import numpy as np
     values = list(values)
     dtype = float if all(isinstance(v, (float, int, np.number)) for v in values) else object
     return np.array(values, dtype=dtype).reshape((steps, *shape))

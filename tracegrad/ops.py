@@ -28,11 +28,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import numpy as np
-
 from . import _ieee
 from .errors import TracingError
-from .pytree import elementwise, plain
+from .pytree import loaded_numpy
 
 INFIX = ("+", "-", "*", "/")
 PREFIX = ("-",)
@@ -80,7 +78,7 @@ class Op:
 
 
 TABLE: dict = {}
-UFUNCS: dict = {}  # numpy ufunc -> the op it records on traced values and Values (the rows' numpy facets)
+UFUNCS: dict = {}  # numpy ufunc name -> the op it records on traced values and Values (the rows' numpy facets)
 _BUILTINS = None  # the names of the package's own rows, set once the table below is built
 
 
@@ -171,12 +169,12 @@ def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None
         raise ValueError(f"op {name!r} has a parameter, so compiled code needs lower=(*args, param)")
     if commutative and arity != 2:
         raise ValueError(f"only a binary op can be commutative ({name!r} has arity {arity})")
-    ufuncs = _ufuncs(name, arity, numpy)
+    ufuncs = _ufuncs(name, arity, numpy)  # their names
     cfunc = _cfunction(name, arity, symbol, address) if symbol is not None or address is not None else None
     if eval is None:
         eval = cfunc if cfunc is not None else lower
     op = Op(name, arity, eval, vjp or _no_vjp(name), jvp, sympy, symbol, address, lower, infix, prefix, compare,
-            select, has_param, commutative, tuple(u.__name__ for u in ufuncs), builtin=_BUILTINS is None,
+            select, has_param, commutative, ufuncs, builtin=_BUILTINS is None,
             ident=name if _BUILTINS is None else "op_" + hashlib.sha256(name.encode()).hexdigest()[:12],
             token="" if _BUILTINS is None else secrets.token_hex(16), cfunc=cfunc)
     TABLE[name] = op
@@ -187,22 +185,35 @@ def defop(name, arity, eval=None, vjp=None, jvp=None, sympy=None, *, symbol=None
 
 
 def _ufuncs(name, arity, numpy):
-    """The numpy ufuncs named by an op's ``numpy`` facet (a name or a tuple of names)."""
+    """The names of the numpy ufuncs named by an op's ``numpy`` facet (a name or a tuple of names).
+
+    A user's row is checked against numpy here (importing it); the package's own rows
+    are checked by the tests, so that ``import tracegrad`` does not load numpy.
+    """
     names = (numpy,) if isinstance(numpy, str) else () if numpy is None else numpy
     if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
         raise TypeError(f"numpy of op {name!r} must be the name of a numpy ufunc or a tuple of names, "
                         f"got {numpy!r:.80}")
+    if _BUILTINS is None:
+        return names
+    import numpy as np
     ufuncs = []
     for n in names:
         ufunc = getattr(np, n, None)
         if not isinstance(ufunc, np.ufunc) or (ufunc.nin, ufunc.nout, ufunc.signature) != (arity, 1, None):
             raise ValueError(f"numpy of op {name!r} must name numpy ufuncs of {arity} argument(s) and one result "
                              f"(such as 'arctan2'); np.{n:.40} is not one")
-        if ufunc in UFUNCS and UFUNCS[ufunc].name != name:
-            raise ValueError(f"np.{ufunc.__name__} already records op {UFUNCS[ufunc].name!r}; "
+        if ufunc.__name__ in UFUNCS and UFUNCS[ufunc.__name__].name != name:
+            raise ValueError(f"np.{ufunc.__name__} already records op {UFUNCS[ufunc.__name__].name!r}; "
                              f"op {name!r} cannot take it")
-        ufuncs.append(ufunc)
-    return ufuncs
+        ufuncs.append(ufunc.__name__)
+    return tuple(ufuncs)
+
+
+def ufunc_op(ufunc):
+    """The op that the numpy ufunc ``ufunc`` records on traced values and Values, or None."""
+    op = UFUNCS.get(getattr(ufunc, "__name__", None))
+    return op if op is not None and getattr(loaded_numpy(), ufunc.__name__, None) is ufunc else None
 
 
 def _cfunction(name, arity, symbol, address):
@@ -236,7 +247,9 @@ def to_float(x):
     """Coerce a Python or numpy real number to float; anything else is a TypeError."""
     if type(x) is float:
         return x
-    if isinstance(x, (numbers.Real, np.number)) and not isinstance(x, (np.complexfloating, complex)):
+    np = loaded_numpy()
+    if isinstance(x, numbers.Real) if np is None else (
+            isinstance(x, (numbers.Real, np.number)) and not isinstance(x, (np.complexfloating, complex))):
         try:
             return float(x)
         except OverflowError:
@@ -560,7 +573,9 @@ def pow(x, y):
     >>> pow(2.0, 3)
     8.0
     """
-    if isinstance(y, np.ndarray):  # x ** array: each element as below
+    np = loaded_numpy()
+    if np is not None and isinstance(y, np.ndarray):  # x ** array: each element as below
+        from .arrays import elementwise
         return elementwise(pow, (x, y))
     if getattr(y, "_tg_level", None) is None:
         return bind(POWC, x, param=to_float(y))
@@ -592,7 +607,8 @@ class Arithmetic:
         >>> tg.grad(lambda x: np.arctan2(x, 1.0) + np.maximum(x, 0.0) + np.square(x))(0.0)
         1.5
         """
-        op = UFUNCS.get(ufunc)
+        import numpy as np
+        op = ufunc_op(ufunc)
         if op is None or method != "__call__" or kwargs:
             return _object_loop(op, ufunc, method, inputs, kwargs)
         return PUBLIC.get(op.name, op)(*[np.asarray(a) if isinstance(a, (list, tuple)) else a for a in inputs])
@@ -621,7 +637,7 @@ def _method(op):
 
 
 # ufuncs without a row that numpy computes with the operators on Python objects (x * x, 1 / x, +x)
-_OPERATOR_UFUNCS = (np.square, np.reciprocal, np.positive)
+_OPERATOR_UFUNCS = ("square", "reciprocal", "positive")
 
 
 def _object_loop(op, ufunc, method, inputs, kwargs):
@@ -629,7 +645,10 @@ def _object_loop(op, ufunc, method, inputs, kwargs):
     operators) where that records rows: a row's ufunc with ``out=`` (``a += x``) or a method
     (``np.multiply.outer``), an operator ufunc, ``np.matmul`` and the like (numpy says what they
     need); else a TypeError naming it."""
-    if op is not None or ufunc in _OPERATOR_UFUNCS or ufunc.signature is not None:
+    import numpy as np
+    from .arrays import plain
+    operator = ufunc.__name__ in _OPERATOR_UFUNCS and getattr(np, ufunc.__name__) is ufunc
+    if op is not None or operator or ufunc.signature is not None:
         try:
             return getattr(ufunc, method)(*map(plain, inputs), **kwargs)
         except (TypeError, TracingError):  # a comparison that needs bool(x), a float array out=

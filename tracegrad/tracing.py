@@ -15,12 +15,10 @@ import gc
 import inspect
 import threading
 
-import numpy as np
-
 from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
 from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
-from .pytree import LEAF, elementwise, flatten, is_boxed, leaf_names, unflatten
+from .pytree import LEAF, flatten, is_boxed, leaf_names, loaded_numpy, unflatten
 from .value import Value
 
 _state = threading.local()
@@ -75,8 +73,10 @@ class Tracer(Arithmetic):
             nodes = tuple([a.index if type(a) is Tracer and a.builder is builder else builder.node_of(a)
                            for a in args])
         except TypeError:
-            if not any(isinstance(a, np.ndarray) for a in args):
+            np = loaded_numpy()
+            if np is None or not any(isinstance(a, np.ndarray) for a in args):
                 raise
+            from .arrays import elementwise
             return elementwise(lambda *xs: bind(op, *xs, param=param), args)  # w * x: one op per element
         return Tracer(builder, builder.add(op.name, nodes, param))
 

@@ -21,12 +21,10 @@ eager call of a ``custom_vjp`` / ``custom_jvp`` function runs the user's rule.
 import functools
 import gc
 
-import numpy as np
-
 from .errors import TracingError, user_location
 from .ir import Builder
-from .ops import ADD, MUL, POWC, SUB, TABLE, UFUNCS, Arithmetic, Op, bind, to_float
-from .pytree import elementwise, is_boxed
+from .ops import ADD, MUL, POWC, SUB, TABLE, Arithmetic, Op, bind, to_float, ufunc_op
+from .pytree import is_boxed, loaded_numpy
 
 # How micrograd (and its draw_dot) names ops; other ops show their table name.
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "relu": "ReLU"}
@@ -101,8 +99,10 @@ class Value(Arithmetic):
         try:
             data = [a.data if isinstance(a, Value) else to_float(a) for a in args]
         except TypeError:
-            if not any(isinstance(a, np.ndarray) for a in args):
+            np = loaded_numpy()
+            if np is None or not any(isinstance(a, np.ndarray) for a in args):
                 raise
+            from .arrays import elementwise
             return elementwise(lambda *xs: bind(op, *xs, param=param), args)  # w * x: one op per element
         slots = [a if isinstance(a, Value) else d for a, d in zip(args, data)]
         if op.has_param:
@@ -270,7 +270,7 @@ class Value(Arithmetic):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """numpy's ufuncs record their rows (see ``Arithmetic.__array_ufunc__``), except that
         comparisons (``np.less`` ...) compare ``data`` and give bools, as ``<`` does."""
-        op = UFUNCS.get(ufunc)
+        op = ufunc_op(ufunc)
         if op is not None and op.compare:
             return getattr(ufunc, method)(*map(_data, inputs), **kwargs)
         return Arithmetic.__array_ufunc__(self, ufunc, method, *inputs, **kwargs)
@@ -327,7 +327,8 @@ def custom_value(data, args, vjp, name):
 
 def _data(x):
     """What a Value compares with: a number, or a numpy array compared element by element."""
-    return x.data if isinstance(x, Value) else x if isinstance(x, np.ndarray) else to_float(x)
+    np = loaded_numpy()
+    return x.data if isinstance(x, Value) else x if np is not None and isinstance(x, np.ndarray) else to_float(x)
 
 
 # ---------------------------------------------------------------- fast dispatch

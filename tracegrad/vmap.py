@@ -11,8 +11,6 @@ import os
 import sys
 import threading
 
-import numpy as np
-
 from . import backends
 from .api import Function, jit
 from .pytree import LEAF, num_leaves
@@ -25,6 +23,7 @@ _WORKERS = min(2, os.cpu_count() or 1)
 def is_dask(x):
     """Whether ``x`` is a dask array (without importing dask: a dask array means it is loaded).
 
+    >>> import numpy as np
     >>> is_dask(np.ones(2))
     False
     """
@@ -34,6 +33,7 @@ def is_dask(x):
 
 def _batched_leaves(x, axis, path="argument"):
     """The arrays of an argument, in pytree order (lists, tuples, dicts by sorted key); dask arrays stay lazy."""
+    import numpy as np
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         return [a for i, v in enumerate(x) for a in _batched_leaves(v, axis, f"{path}[{i}]")]
     if isinstance(x, dict):
@@ -57,6 +57,7 @@ def _batched_leaves(x, axis, path="argument"):
 
 def _row(x, axis):
     """The first row of an argument (its structure per call; a dask array's values are not read)."""
+    import numpy as np
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         return type(x)(_row(v, axis) for v in x)
     if isinstance(x, dict):
@@ -78,11 +79,13 @@ def _normalize_axes(in_axes, nargs):
 
 
 def _stack(columns):
+    import numpy as np
     return np.stack(columns, axis=-1)
 
 
 def _unflatten_columns(tree, columns, n, stack=_stack):
     """Rebuild an output structure whose leaves are columns of length ``n`` (``stack`` makes an array's)."""
+    import numpy as np
     kind = tree[0]
     if kind == "leaf":
         return next(columns)
@@ -131,6 +134,7 @@ class _Mapped:
         return f"<tracegrad.vmap of {getattr(self.__wrapped__, '__name__', self.__wrapped__)!r}>"
 
     def __call__(self, *args):
+        import numpy as np
         axes = _normalize_axes(self._in_axes, len(args))
         if all(a is None for a in axes):
             raise ValueError("vmap needs at least one argument with in_axes=0 to map over")
@@ -165,6 +169,7 @@ class _Mapped:
 
 def _run(graph, leaves, n, cache_dir=None, parallel=True):
     """``graph`` over the ``n`` rows of ``leaves`` (``(array, axis)`` pairs): its outputs as ``(outputs, n)``."""
+    import numpy as np
     inputs = []
     for a, axis in leaves:
         cols = np.ascontiguousarray(a.reshape(n, -1) if axis == 0 else a.reshape(1, -1), dtype=float)
@@ -176,6 +181,7 @@ def _run(graph, leaves, n, cache_dir=None, parallel=True):
 
 def _map_dask(graph, out_tree, leaves, n):
     """The outputs as dask arrays: one ``_rows_block`` task per chunk of rows (of the first dask argument)."""
+    import numpy as np
     import dask.array as da
     rows = next(a.chunks[0] for a, axis in leaves if axis == 0 and is_dask(a))
     args = [graph.to_json(), None, [axis for _, axis in leaves], None]
@@ -248,6 +254,7 @@ class RowCall:
     """
 
     def __init__(self, kernel, inputs, outputs):
+        import numpy as np
         def addresses(columns):
             for a, _, _ in columns:
                 if a.dtype != np.float64 or not a.flags.c_contiguous:

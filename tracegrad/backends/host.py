@@ -11,6 +11,15 @@ hosts, a cluster of mixed CPUs, or tests that must pass on every CPU):
 
 A target this machine cannot run is refused with a ``ValueError``, never run.
 
+``target_id()`` names what compiled code depends on besides the graph (this target, the
+compiler, the Python ABI) for cache keys. On x86-64 Linux it is read without llvmlite, from
+the CPU the kernel reports (``/proc/cpuinfo``: vendor, family, model, stepping, flags),
+``TRACEGRAD_CPU`` and the identity of llvmlite's library file, so that a process whose
+kernels are all in the disk cache never imports llvmlite. Two machines with the same
+``target_id`` get the same ``host()``: the same CPU model and flags give LLVM the same
+answer; any difference in them (another CPU, a hypervisor hiding AVX-512, another llvmlite)
+gives another id, and code compiled afresh.
+
 >>> avx2 = {"sse": True, "sse2": True, "avx": True, "avx2": True, "fma": True, "avx512f": False}
 >>> h = describe("generic", "haswell", avx2, "x86_64-unknown-linux-gnu")
 >>> h.cpu, h.lanes, h.vector_variant(8)
@@ -20,7 +29,9 @@ A target this machine cannot run is refused with a ``ValueError``, never run.
 """
 import dataclasses
 import functools
+import hashlib
 import os
+import sys
 
 # What each x86-64 micro-architecture level guarantees (the features code generation asks about).
 _V1 = frozenset({"sse", "sse2"})
@@ -96,3 +107,52 @@ def host():
     llvm.initialize_native_target()
     return describe(os.environ.get("TRACEGRAD_CPU"), llvm.get_host_cpu_name(), dict(llvm.get_host_cpu_features()),
                     llvm.get_process_triple())
+
+
+_CPUINFO_KEYS = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags")
+
+
+def _cpuinfo():
+    """The fields of the first processor in ``/proc/cpuinfo`` that say what it can run, or None."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:  # the first block only: later ones cost time on a large machine
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                if key.strip() in _CPUINFO_KEYS:
+                    fields[key.strip()] = value.strip()
+    except OSError:
+        return None
+    return fields if len(fields) == len(_CPUINFO_KEYS) and fields["flags"] else None
+
+
+def _llvmlite_file():
+    """``(path, size, mtime)`` of llvmlite's shared library, found without importing llvmlite, or None."""
+    import importlib.machinery
+    try:
+        module = sys.modules.get("llvmlite")  # the one in use, else the one an import would find
+        folder = os.path.dirname(module.__file__) if module else importlib.machinery.PathFinder.find_spec(
+            "llvmlite").submodule_search_locations[0]
+        path = os.path.join(folder, "binding", "libllvmlite.so")
+        st = os.stat(path)
+    except (AttributeError, ImportError, IndexError, OSError, TypeError, ValueError):
+        return None
+    return path, st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=None)
+def target_id():
+    """A short hash of what compiled code depends on besides the graph (see the module docstring)."""
+    abi = f"{sys.implementation.cache_tag} {object.__basicsize__} {float.__basicsize__}"  # offsets entries read
+    cpu, library = None, None
+    if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
+        cpu, library = _cpuinfo(), _llvmlite_file()
+    if cpu is not None and library is not None:
+        request = os.environ.get("TRACEGRAD_CPU") or "host"  # no entry exists for one host() refuses
+        text = f"cpuinfo {sorted(cpu.items())} request {request} llvmlite {library} {abi}"
+    else:
+        import llvmlite
+        text = f"target {host().cpu} {host().features} llvmlite {llvmlite.__version__} {abi}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

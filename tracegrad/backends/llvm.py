@@ -4,7 +4,10 @@ One instruction (or a compare and a select) per node, named ``%v{index}`` as in 
 printed IR, from the op's row (``llvm_emit``). The kernel has the C ABI
 ``void k(const double *in, double *out)``; ``k_rows`` runs it over rows of a batch,
 each input and output a pointer plus a stride (stride 0 broadcasts). Graphs are first
-lowered to the ops compiled code computes directly. Object code is cached on disk.
+lowered to the ops compiled code computes directly. Object code is cached on disk, and
+loaded by ``elf`` where it applies (x86-64 Linux), else by llvmlite's MCJIT: a kernel
+found in the disk cache runs without importing llvmlite (see "Cold start" in
+docs/backends.md).
 
 >>> import tracegrad as tg
 >>> print(source(tg.trace(lambda x, y: x * y + 1.0, 2.0, 3.0)))  # doctest: +ELLIPSIS
@@ -26,15 +29,11 @@ import hashlib
 import os
 import threading
 
-import llvmlite
-import llvmlite.binding as llvm
-import numpy as np
-
 from ..ops import to_float
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
-from .host import host
-from . import native
+from .host import host, target_id
+from . import elf, native
 from .llvm_emit import Nodes, register
 from .llvm_ir import Module, vector
 
@@ -193,11 +192,25 @@ def source(graph):
     return _module(_lowered(graph))[0].text()
 
 
-llvm.initialize_native_target()
-llvm.initialize_native_asmprinter()
+_binding = []
+
+
+def _llvm():
+    """``llvmlite.binding``, imported and initialised on first use (compiling, or loading where
+    ``elf`` does not apply); every symbol registered with ``elf.add_symbol`` resolves in its JIT."""
+    if not _binding:
+        with _lock:
+            if not _binding:
+                import llvmlite.binding as llvm
+                llvm.initialize_native_target()
+                llvm.initialize_native_asmprinter()
+                elf.on_symbol(llvm.add_symbol)
+                _binding.append(llvm)
+    return _binding[0]
 
 
 def _target_machine(level=OPT_LEVEL):
+    llvm = _llvm()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=host().cpu, features=host().features, opt=level, jit=True)
 
@@ -220,9 +233,9 @@ _CODE_VERSION = _code_version()
 
 
 def _build(level):
-    """The code, compiler, host and options an object file is built with."""
-    target = hashlib.sha256(f"{host().cpu} {host().features}".encode()).hexdigest()[:16]
-    return f"tracegrad-{_CODE_VERSION} llvmlite-{llvmlite.__version__} {target} O{level}"
+    """The code, compiler, host and options an object file is built with (``target_id``: the
+    compiler and target, known without llvmlite where possible)."""
+    return f"tracegrad-{_CODE_VERSION} {target_id()} O{level}"
 
 
 def cache_key(graph):
@@ -248,6 +261,7 @@ def object_code(text, level=OPT_LEVEL, passes=True):
     ``passes=False`` (or level 0) skips the optimisation passes and only generates
     code at ``level``.
     """
+    llvm = _llvm()
     with _lock:
         module = llvm.parse_assembly(text)
         module.verify()
@@ -274,7 +288,7 @@ def _pipeline(level):
     builder's default pipeline, whose loop passes (invariant code motion, unrolling) it is
     written for.
     """
-    key = level, host()
+    key, llvm = (level, host()), _llvm()
     if key not in _pipelines:
         builder = llvm.create_pass_builder(_target_machine(level),
                                            llvm.create_pipeline_tuning_options(speed_level=level))
@@ -288,7 +302,13 @@ def _pipeline(level):
 
 
 def load(obj):
-    """An execution engine holding the object code ``obj`` (its functions live while it does)."""
+    """The object code ``obj`` loaded: an ``elf.Image`` or, where that loader does not apply, an
+    MCJIT execution engine; either has ``get_function_address(name)``, and the functions live
+    while it does."""
+    image = elf.load(obj)
+    if image is not None:
+        return image
+    llvm = _llvm()
     with _lock:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -300,8 +320,8 @@ class Kernel:
     """A loaded object file: ``kernel(*floats) -> tuple``, ``kernel.rows(...)`` for batches, and
     ``kernel.native(single, fallback)``, the kernel as a function object of Python floats.
 
-    The kernel owns its execution engine; dropping the last reference (its own and its
-    native functions') frees the code. Calls are thread-safe (the code keeps all state
+    The kernel owns its loaded code (``load``); dropping the last reference (its own and its
+    native functions') frees it. Calls are thread-safe (the code keeps all state
     on the stack).
     """
 
@@ -339,7 +359,8 @@ class Kernel:
         if len(axes) != self.n_in or 0 not in axes:
             raise ValueError(f"native_rows needs one axis (0 or None) per input ({self.n_in}), one of them 0")
         engine, address = _rows_entry(tuple(axes), self.n_out, single, max_rows)
-        return native.function(address, fallback, self.rows_address, _FLOAT64, self, engine)
+        import numpy as np
+        return native.function(address, fallback, self.rows_address, np.dtype(np.float64), self, engine)
 
     def __call__(self, *xs):
         return self._call(*xs)
@@ -356,7 +377,6 @@ class Kernel:
 
 
 _rows_entries = {}
-_FLOAT64 = np.dtype(np.float64)
 
 
 def _rows_entry(axes, n_out, single, max_rows):
@@ -364,6 +384,7 @@ def _rows_entry(axes, n_out, single, max_rows):
     key = axes, n_out, single, max_rows
     with _lock:
         if key not in _rows_entries:
+            native.register_numpy()
             module = Module(f"Generated by tracegrad: vmap's entry for axes {axes}, {n_out} outputs; do not edit.")
             native.rows_entry(module, "entry_rows", axes, n_out, single, max_rows)
             engine = load(cached_object(module.text()))

@@ -20,9 +20,8 @@ allows it and the target may run one (``host().vector_variant``), else one call 
 import ctypes
 import functools
 
-import llvmlite.binding as llvm
-
 from ..ops import TABLE
+from . import elf
 from .host import host
 from .llvm_ir import Value, const, integer, vector
 
@@ -223,7 +222,7 @@ def _symbol(op):
     """The name compiled code calls ``op``'s C function by (``tg_<ident>`` for an address: no
     user string), made resolvable in the JIT."""
     name = op.symbol or f"tg_{op.ident}"
-    llvm.add_symbol(name, ctypes.cast(op.cfunc, ctypes.c_void_p).value)
+    elf.add_symbol(name, ctypes.cast(op.cfunc, ctypes.c_void_p).value)
     return name
 
 
@@ -257,7 +256,7 @@ def _vector_variant(symbol, arity, width):
         return None
 
     def make(module):
-        llvm.add_symbol(mangled, ctypes.cast(getattr(lib, mangled), ctypes.c_void_p).value)
+        elf.add_symbol(mangled, ctypes.cast(getattr(lib, mangled), ctypes.c_void_p).value)
         module.declare(mangled, vector(doubles), [vector(doubles)] * arity)
         if doubles == width:
             return mangled

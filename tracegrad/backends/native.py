@@ -17,9 +17,9 @@ fallback, *owners)`` makes the function object with ``PyCFunction_NewEx``; what 
 (6.0, 'general path', 'general path')
 """
 import ctypes
+import functools
 
-import llvmlite.binding as llvm
-
+from . import elf
 from .llvm_ir import Value, integer
 
 _API = ("PyFloat_FromDouble", "PyTuple_New", "PyTuple_SetItem", "PyTuple_GetItem", "PyObject_Vectorcall",
@@ -40,15 +40,17 @@ class _MethodDef(ctypes.Structure):
 
 
 def _register():
-    """Make the CPython C API that entries call resolvable in the JIT (once)."""
+    """Make the CPython C API that entries call resolvable in loaded code (once)."""
     api = ctypes.pythonapi
     for name in _API:
-        llvm.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
-    llvm.add_symbol("PyFloat_Type", ctypes.addressof(ctypes.c_char.in_dll(api, "PyFloat_Type")))
+        elf.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
+    elf.add_symbol("PyFloat_Type", ctypes.addressof(ctypes.c_char.in_dll(api, "PyFloat_Type")))
 
 
-def _register_numpy():
-    """``PyArray_New`` and ``PyArray_Type`` from numpy's C API table (their indices are fixed in its ABI)."""
+@functools.lru_cache(maxsize=None)
+def register_numpy():
+    """``PyArray_New`` and ``PyArray_Type`` from numpy's C API table (their indices are fixed in its ABI),
+    for ``rows_entry`` (once; imports numpy)."""
     import numpy
     core = getattr(numpy, "_core", None) or numpy.core
     api = ctypes.pythonapi
@@ -56,12 +58,11 @@ def _register_numpy():
                                                                                               ctypes.c_char_p]
     table = ctypes.cast(api.PyCapsule_GetPointer(core._multiarray_umath._ARRAY_API, None),
                         ctypes.POINTER(ctypes.c_void_p))
-    llvm.add_symbol("PyArray_Type", table[2])
-    llvm.add_symbol("PyArray_New", table[93])
+    elf.add_symbol("PyArray_Type", table[2])
+    elf.add_symbol("PyArray_New", table[93])
 
 
 _register()
-_register_numpy()
 _new_function = ctypes.pythonapi.PyCFunction_NewEx
 _new_function.restype = ctypes.py_object
 _new_function.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
