@@ -266,10 +266,7 @@ def object_code(text, level=OPT_LEVEL, passes=True):
         module = llvm.parse_assembly(text)
         module.verify()
         tm = _target_machine(level)
-        if passes == "loops" and level > 0:  # LLVM's default pipeline: its manager runs once
-            builder = _pipeline(level)[0]
-            builder.getModulePassManager().run(module, builder)
-        elif passes and level > 0:
+        if passes and level > 0:
             builder, manager = _pipeline(level)
             manager.run(module, builder)
         return tm.emit_object(module)
@@ -283,10 +280,8 @@ def _pipeline(level):
 
     A fresh ``PassBuilder`` per module, with LLVM's default pipeline, leaks about 56 KB of
     native memory a compile (measured with llvmlite 0.50); reusing one built by hand does
-    not. The IR of a graph arrives CSE'd and folded, so a few local cleanups are all it
-    needs; code built of loops (``passes="loops"``: the dense training run) gets the
-    builder's default pipeline, whose loop passes (invariant code motion, unrolling) it is
-    written for.
+    not. The IR arrives CSE'd and folded (loops unrolled where it pays, invariants
+    hoisted by the generator), so a few local cleanups are all it needs.
     """
     key, llvm = (level, host()), _llvm()
     if key not in _pipelines:
