@@ -260,3 +260,83 @@ def test_loops_too_long_for_the_stack_are_a_clear_error_in_llvm():
         tg.grad(f)(0.7)
     close(tg.grad(f, backend="python")(0.7), jax.grad(lambda x: lax.fori_loop(0, 300_000, lambda i, s: jnp.sin(s) * x,
                                                                             1.0))(0.7))
+
+
+# ------------------------------------------------------------ checkpointing
+
+def checkpointed_scan(lib, checkpoint, reverse):
+    """A scan with rows, per-step outputs and captured parameters, run in either direction."""
+    tanh = tg.tanh if lib is tg else jnp.tanh
+
+    def f(w, xs):
+        def body(c, x):
+            h = tanh(w * c[0] + x[0]) - x[1] * c[1]
+            return (h, c[0] * w), h * x[1]
+        if lib is tg:
+            (a, b), ys = tg.scan(body, (0.5, -0.2), xs, reverse=reverse, checkpoint=checkpoint)
+            return a + b * b + sum(ys[::3])
+        (a, b), ys = lax.scan(body, (0.5, -0.2), xs, reverse=reverse)
+        return a + b * b + jnp.sum(ys[::3])
+    return f
+
+
+@pytest.mark.parametrize("backend, checkpoint", [*[(b, 13) for b in BACKENDS],
+                                                 *[("llvm", k) for k in (True, 1, 4, 40, 41)]])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_checkpointed_scan_gives_the_stored_gradient(backend, checkpoint, reverse):
+    """Segments of every size (one step, not dividing the steps, all of them, more), both directions:
+    value, gradient and second derivative equal JAX's and the unrolled graph's."""
+    xs = [[math.sin(t), 0.1 * math.cos(3 * t)] for t in range(40)]
+    f, fj = checkpointed_scan(tg, checkpoint, reverse), checkpointed_scan(jnp, None, reverse)
+    close(tg.jit(f, backend=backend)(0.7, xs), fj(0.7, jnp.array(xs)))
+    grad = tg.jit(tg.grad(f, argnums=(0, 1)), backend=backend)(0.7, xs)
+    expected = jax.grad(fj, argnums=(0, 1))(0.7, jnp.array(xs))
+    close(grad[0], expected[0])
+    close(grad[1], expected[1])
+    close(tg.jit(tg.grad(tg.grad(f)), backend=backend)(0.7, xs), jax.grad(jax.grad(fj))(0.7, jnp.array(xs)))
+    close(tg.grad(tg.unroll(f))(0.7, xs), grad[0])
+
+
+@pytest.mark.parametrize("checkpoint", [True, 3, 49, 50])
+def test_checkpointed_fori_loop_steps_count_on(checkpoint):
+    """The step number ``i`` the body sees runs on across segments (and the rest)."""
+    f = lambda x: tg.fori_loop(2, 52, lambda i, s: s * x + 0.01 * i * s, 1.0, checkpoint=checkpoint)  # noqa: E731
+    fj = lambda x: lax.fori_loop(2, 52, lambda i, s: s * x + 0.01 * i * s, 1.0)  # noqa: E731
+    close(tg.jit(f)(0.97), fj(0.97))
+    close(tg.grad(f)(0.97), jax.grad(fj)(0.97))
+
+
+def test_checkpointed_gradient_stores_about_twice_the_square_root_of_the_steps():
+    """The gradient graph stores the carries of the segments' starts, and each segment's once."""
+    def stored(checkpoint):
+        g = tg.trace(tg.grad(pendulum_with(checkpoint), argnums=(0, 1, 2)), 1.3, 0.2, 0.9)
+        return sum(r.length * r.n_y for op, _, r in _all_scans(g))
+    assert stored(None) >= 2 * 10_000
+    assert stored(True) <= 2 * 2 * 2 * 101
+
+
+def pendulum_with(checkpoint):
+    return lambda k, c, th0: tg.fori_loop(0, 10_000, lambda i, s: (s[0] + 0.01 * s[1], s[1] - 0.01 * (
+        k * tg.sin(s[0]) + c * s[1])), (th0, 0.0), checkpoint=checkpoint)[1]
+
+
+def _all_scans(graph):
+    for node in graph.nodes:
+        if node[0] == "scan":
+            yield node
+            yield from _all_scans(node[2].body)
+
+
+def test_checkpoint_lets_llvm_run_loops_too_long_for_the_stack():
+    f = lambda x, cp: tg.fori_loop(0, 300_000, lambda i, s: tg.sin(s) * x, 1.0, checkpoint=cp)  # noqa: E731
+    with pytest.raises(ValueError, match="checkpoint=True"):
+        tg.grad(lambda x: f(x, None))(0.7)
+    close(tg.grad(lambda x: f(x, True))(0.7), tg.grad(lambda x: f(x, None), backend="python")(0.7))
+
+
+def test_checkpoint_bad_input():
+    with pytest.raises(ValueError, match="checkpoint must be True or a number of steps >= 1"):
+        tg.scan(lambda c, x: (c, None), 1.0, length=3, checkpoint=0)
+    with pytest.raises(TypeError, match="checkpoint must be True or a number of steps"):
+        tg.fori_loop(0, 3, lambda i, s: s, 1.0, checkpoint=2.5)
+    assert tg.fori_loop(0, 3, lambda i, s: s * 2, 1.0, checkpoint=2) == 8.0   # outside a trace: a plain loop

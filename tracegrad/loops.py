@@ -23,7 +23,7 @@ from .tracing import _depth, trace_flat
 from .transforms.lower import unroll_graph
 
 
-def scan(f, init, xs=None, length=None, reverse=False, unroll=False):
+def scan(f, init, xs=None, length=None, reverse=False, unroll=False, checkpoint=None):
     """Carry a state through ``f`` over steps: ``f(carry, x) -> (carry, y)``, as ``jax.lax.scan``.
 
     Returns ``(final carry, ys)``. ``xs``: rows, one per step (a list of rows of one
@@ -31,6 +31,12 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=False):
     those, sliced together as JAX does), or None with ``length`` steps. ``ys`` stacks
     the ``y`` of each step as JAX does (arrays with the steps as leading axis), or is a
     list of them where ``xs`` is a list. ``reverse`` runs the steps last to first.
+
+    ``checkpoint``: its gradient stores the carry of every step by default; with
+    ``checkpoint=k`` (an int) it stores one carry every ``k`` steps and recomputes the
+    others, a segment at a time, as it goes back (``True``: ``k`` about the square root
+    of the steps): memory for ``steps / k + k`` carries instead of ``steps``, for one
+    more forward pass. The loop is then a loop of segments of ``k`` steps.
 
     >>> import tracegrad as tg
     >>> tg.scan(lambda c, x: (c + x, c * x), 0.0, [1.0, 2.0, 3.0])
@@ -41,14 +47,15 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=False):
     if not callable(f):
         raise TypeError(f"scan takes a function f(carry, x) -> (carry, y), got {type(f).__name__}")
     steps, rows, as_list, example = _rows(xs, length, "scan")
-    return _loop(lambda t, c, x: f(c, x), init, steps, rows, as_list, example, reverse, unroll, "scan")
+    return _loop(lambda t, c, x: f(c, x), init, steps, rows, as_list, example, reverse, unroll, "scan",
+                 _segment(checkpoint, steps, "scan"))
 
 
-def fori_loop(lower, upper, body, init_val, unroll=False):
+def fori_loop(lower, upper, body, init_val, unroll=False, checkpoint=None):
     """``body(i, val) -> val`` for ``i`` from ``lower`` to ``upper - 1``, as ``jax.lax.fori_loop``.
 
     ``lower`` and ``upper`` are integers (the number of steps is fixed when traced); ``i``
-    is the step as a float (traced inside a trace).
+    is the step as a float (traced inside a trace). ``checkpoint`` as in ``scan``.
 
     >>> import tracegrad as tg
     >>> tg.fori_loop(1, 4, lambda i, s: s + i, 0.0)
@@ -59,7 +66,7 @@ def fori_loop(lower, upper, body, init_val, unroll=False):
     lo, hi = (_integer(v, name) for v, name in ((lower, "lower"), (upper, "upper")))
     steps = max(hi - lo, 0)
     carry, _ = _loop(lambda t, c, x: (body(t + lo if lo else t, c), None), init_val, steps, [None] * steps, False, None,
-                     False, unroll, "fori_loop")
+                     False, unroll, "fori_loop", _segment(checkpoint, steps, "fori_loop"))
     return carry
 
 
@@ -149,8 +156,24 @@ def _tree(x):
     return flatten(() if x is None else x)
 
 
-def _loop(body, init, steps, rows, as_list, example, reverse, unroll, name):
-    """The loop of every construct: ``body(t, carry, x) -> (carry, y)`` over ``rows``."""
+def _segment(checkpoint, steps, name):
+    """The steps of a segment for ``checkpoint`` (see ``scan``), or None: store every carry."""
+    if checkpoint is None or checkpoint is False:
+        return None
+    if checkpoint is True:
+        return max(1, math.isqrt(steps - 1) + 1) if steps > 1 else None
+    np = loaded_numpy()
+    if not isinstance(checkpoint, int if np is None else (int, np.integer)):
+        raise TypeError(f"{name}'s checkpoint must be True or a number of steps (an int), got "
+                        f"{type(checkpoint).__name__} {checkpoint!r:.40}")
+    if checkpoint < 1:
+        raise ValueError(f"{name}'s checkpoint must be True or a number of steps >= 1, got {checkpoint!r}")
+    return int(checkpoint)
+
+
+def _loop(body, init, steps, rows, as_list, example, reverse, unroll, name, segment=None):
+    """The loop of every construct: ``body(t, carry, x) -> (carry, y)`` over ``rows``; with
+    ``segment``, traced as a loop over segments of that many steps (``_checkpointed``)."""
     order = list(reversed(range(steps))) if reverse else list(range(steps))
     init_leaves, init_tree = _tree(init)
     if unroll or _depth() == 0:  # a plain Python loop (outside a trace it is what runs)
@@ -158,6 +181,8 @@ def _loop(body, init, steps, rows, as_list, example, reverse, unroll, name):
         for t in order:
             carry, ys[t] = _checked(body(float(t), carry, rows[t]), init_tree, name)
         return carry, _stack(ys, as_list, _tree(ys[0])[1] if ys and ys[0] is not None else None)
+    if segment is not None and segment < steps:
+        return _checkpointed(body, init, steps, [rows[t] for t in order], as_list, example, reverse, name, segment)
     x_tree = _tree(example)[1]
     flat_rows = []
     for t in order:
@@ -184,6 +209,32 @@ def _loop(body, init, steps, rows, as_list, example, reverse, unroll, name):
     if reverse:
         ys.reverse()
     return carry, _stack(ys, as_list, y_tree[0])
+
+
+def _checkpointed(body, init, steps, rows, as_list, example, reverse, name, k):
+    """``_loop`` as a loop over segments of ``k`` steps (and one of the rest), each a loop: the
+    gradient of the outer loop stores the carry a segment starts with, and the vjp of its
+    body (the inner loop) recomputes that segment's carries. ``rows`` in the order run."""
+    def index(e):  # the step number of the e-th step run
+        return (steps - 1.0) - e if reverse else e
+
+    def inner(first, carry, seg_rows, count):
+        ys = _loop(lambda t, c, x: body(index(first + t), c, x), carry, count, seg_rows, True, example, False, False,
+                   name)
+        return ys[0], ys[1] if ys[1] and ys[1][0] is not None else None
+    n_seg = steps // k
+    segments = [rows[s * k:(s + 1) * k] for s in range(n_seg)] if example is not None else [None] * n_seg
+    carry, ys = _loop(lambda t, c, seg: inner(t * float(k), c, seg if seg is not None else [None] * k, k), init,
+                      n_seg, segments, True, None if example is None else [example] * k, False, False, name)
+    ys = [y for seg in ys if seg is not None for y in seg]
+    if steps % k:
+        carry, tail = inner(float(n_seg * k), carry, rows[n_seg * k:], steps % k)
+        ys += tail or []
+    if not ys:
+        return carry, [None] * steps if as_list else None
+    if reverse:
+        ys.reverse()
+    return carry, _stack(ys, as_list, _tree(ys[0])[1])
 
 
 def _checked(result, init_tree, name):

@@ -67,7 +67,9 @@ class Nodes:
                     raise ValueError(f"the loops of this function keep {size / 2 ** 20:.1f} MiB of per-step values "
                                      f"(the carries a gradient stores, the ys), more than the "
                                      f"{STACK_BYTES // 2 ** 20} MiB llvm code keeps on the stack; use "
-                                     f"backend='numba' or 'python' (heap arrays), or fewer steps")
+                                     f"backend='numba' or 'python' (heap arrays), checkpoint=True on the "
+                                     f"loop (carries recomputed: memory for about twice the square root of "
+                                     f"the steps), or fewer steps")
                 self._allocate(self.graph)
         for i in range(len(nodes)) if order is None else order:
             op, args, param = nodes[i]
