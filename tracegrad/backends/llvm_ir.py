@@ -34,6 +34,9 @@ class Value(NamedTuple):
         return f"{self.type} {self.ref}"
 
 
+_new_value = tuple.__new__  # Value(ref, type) without the Python-level __new__ of a NamedTuple
+
+
 def vector(width, element="double"):
     """``double`` for one lane, ``<width x double>`` for more."""
     return element if width == 1 else f"<{width} x {element}>"
@@ -117,9 +120,13 @@ class Function:
         if type is None:
             self.lines.append("  " + text)
             return None
-        ref = self.fresh(name or "t")
+        if name is not None and name not in self._used:  # the common case, without a call of fresh
+            self._used[name] = 0
+            ref = "%" + name
+        else:
+            ref = self.fresh(name or "t")
         self.lines.append(f"  {ref} = {text}")
-        return Value(ref, type)
+        return _new_value(Value, (ref, type))
 
     # ---------------------------------------------------------------- instructions
     def binop(self, op, a, b, name=None):
