@@ -264,6 +264,8 @@ def test_two_threads_give_the_results_of_one(long_batch, width, monkeypatch):
     import tracegrad.backends.llvm_loops as loops
     X, y, eager_params, _ = long_batch
     monkeypatch.setattr(loops, "THREAD_WORK", 0)
+    monkeypatch.setattr(loops, "SPLIT", 64)
+    monkeypatch.setattr(loops, "_idle_core", lambda: True)
     init = loops.BatchLoop.__init__
     runs = {}
     for batch in (300, 100, 70, 40):

@@ -13,6 +13,11 @@ spilled. The driver function loops over epochs, minibatches and chunks of groups
 each parameter's lanes with a shuffle tree, ``W`` parameters at a time, and runs the
 update graph inline. One call runs many epochs; no Python runs between steps.
 
+A batch of ``SPLIT`` samples or more is summed in two halves (``@part`` each), added in
+a fixed order. With a second core free and enough work in the call, a helper thread
+(``@helper``) takes the second half when it claims it first; the calling thread takes it
+otherwise, so the results never depend on the threads or their timing.
+
 >>> import tracegrad as tg
 >>> text = batch_loop_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
 ...                          tg.trace(lambda p, g, lr, t, m: [p - lr * g / m], 0.0, 0.0, 0.0, 0.0, 0.0),
@@ -231,7 +236,7 @@ def _part(module, pairs, slot_of, stored, C, width):
 # The team of a two-thread fit: i64 slots; the helper thread's posted work and its answer on
 # cache lines of their own. A batch of at least SPLIT samples is summed in two halves.
 _POSTED, _VISIT, _LO, _HI, _ACC, _PATIENT, _SPLATS, _DONE, _CLAIM, _TEAM_SLOTS = 0, 1, 2, 3, 4, 5, 6, 8, 16, 24
-SPLIT = 64
+SPLIT = 256  # measured: below this the two threads' exchanges cost what the second core gains
 _GIVE_WAY = "sched_yield"
 
 
@@ -416,6 +421,7 @@ class BatchLoop:
         self.padded = -(-n_params // self.width) * self.width
         self.columns = len(sample.outputs) - n_params + (0 if watch is None else len(watch.outputs))
         self.threads = _cores() if threads is None else threads
+        self._split = SPLIT  # as compiled into the source
         self._patient = False  # True: the helper sums every second half (tests)
         self.source = batch_loop_source(sample, update, n_params, watch, self.width)
         _register_give_way()
@@ -438,7 +444,7 @@ class BatchLoop:
         # two threads (enough work to pay for starting one) the second half runs on the helper.
         # The results are the same either way.
         team = helper = None
-        if self.threads > 1 and min(batch, n) >= SPLIT and epochs * n >= THREAD_WORK:
+        if self.threads > 1 and min(batch, n) >= self._split and epochs * n >= THREAD_WORK and _idle_core():
             team = np.zeros(_TEAM_SLOTS, dtype=np.int64)
             team[_PATIENT] = self._patient
             helper = threading.Thread(target=self._helper, args=(team.ctypes.data, params.ctypes.data,
@@ -453,7 +459,7 @@ class BatchLoop:
                 helper.join()
 
 
-THREAD_WORK = 5_000  # samples a call must visit to use a second thread (starting it costs ~0.1 ms)
+THREAD_WORK = 20_000  # samples a call must visit to use a second thread (starting it costs ~0.1 ms)
 
 
 def _cores():
@@ -462,6 +468,15 @@ def _cores():
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _idle_core():
+    """Whether another core looks free (load average below the cores less one): a helper that
+    waits for a core of its own, on a busy machine, stalls the fit far more than it saves."""
+    try:
+        return os.getloadavg()[0] <= _cores() - 1
+    except (AttributeError, OSError):
+        return False
 
 
 @functools.lru_cache(maxsize=None)
