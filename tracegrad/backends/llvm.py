@@ -232,23 +232,27 @@ def cache_key(graph):
     return f"{graph.fingerprint} {_build(OPT_LEVEL)} chunk{CHUNK}"
 
 
-def cached_object(text, level=OPT_LEVEL, passes=True):
+def cached_object(text, level=OPT_LEVEL, passes=True, scheduler=True):
     """The object code of the module ``text``, from the disk cache (keyed by the text) or compiled."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:40]
-    key = f"{digest} {_build(level)} passes={passes}"
+    key = f"{digest} {_build(level)} passes={passes}" + ("" if scheduler else " scheduler=False")
     path = os.path.join(cache_dir("llvm"), f"m{digest}.o")
     obj = read_entry(path, key)
     if obj is None:
-        obj = object_code(text, level, passes)
+        obj = object_code(text, level, passes, scheduler)
         write_entry(path, key, obj)
     return obj
 
 
-def object_code(text, level=OPT_LEVEL, passes=True):
+def object_code(text, level=OPT_LEVEL, passes=True, scheduler=True):
     """Compile LLVM IR text into native object code (bytes) at optimisation ``level``.
 
     ``passes=False`` (or level 0) skips the optimisation passes and only generates
-    code at ``level``.
+    code at ``level``. ``scheduler=False`` keeps the instructions in the order of the IR
+    (no machine scheduler): for a long block of vector arithmetic written in a good order,
+    the scheduler's reordering keeps more values live than the 16 registers of AVX2 hold
+    (measured on the moons kernel: 30 % fewer spill loads and stores, a step 5 % faster).
+    The switch is LLVM's global option, set for this compile only.
     """
     with _lock:
         module = llvm.parse_assembly(text)
@@ -257,7 +261,13 @@ def object_code(text, level=OPT_LEVEL, passes=True):
         if passes and level > 0:
             builder, manager = _pipeline(level)
             manager.run(module, builder)
-        return tm.emit_object(module)
+        if scheduler:
+            return tm.emit_object(module)
+        llvm.set_option("", "-enable-misched=false")
+        try:
+            return tm.emit_object(module)
+        finally:
+            llvm.set_option("", "-enable-misched=true")
 
 
 _pipelines = {}

@@ -44,14 +44,15 @@ _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 GROUPS = 16                # sample groups whose factors are kept before summing their products
 
 
-def _entry(text, name, level, passes, argtypes):
+def _entry(text, name, level, passes, argtypes, scheduler=True):
     """The engine holding the compiled module ``text`` and its function ``name``, from the one
-    cache of compiled code (a new Trainer of the same model and data shape reuses it)."""
+    cache of compiled code (a new Trainer of the same model and data shape reuses it).
+    ``scheduler``: see ``llvm.object_code``."""
     def build():
-        engine = llvm.load(llvm.cached_object(text, level, passes=passes))
+        engine = llvm.load(llvm.cached_object(text, level, passes=passes, scheduler=scheduler))
         return engine, ctypes.CFUNCTYPE(None, *argtypes)(engine.get_function_address(name))
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return cached((digest, "llvm", (name, level, passes, host())), build)
+    return cached((digest, "llvm", (name, level, passes, host(), scheduler)), build)
 
 
 def _splat(fn, scalar, width):
@@ -426,7 +427,7 @@ class BatchLoop:
         self.source = batch_loop_source(sample, update, n_params, watch, self.width)
         _register_give_way()
         self._engine, self._fn = _entry(self.source, "fit", level, passes=True, argtypes=[
-            _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR])
+            _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR], scheduler=False)
         self._helper = ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _I64)(self._engine.get_function_address("helper"))
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
