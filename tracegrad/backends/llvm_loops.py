@@ -258,7 +258,7 @@ def _helper(module, n_stored, C, width):
     serve, work, done = fn.fresh("serve"), fn.fresh("work"), fn.fresh("done")
     fn.branch(serve)
     fn.label(serve)
-    fn.wait(team, fn.load("i64", seen), equal=False, relax=relax, give_way=_GIVE_WAY)
+    fn.wait(team, fn.load("i64", seen), equal=False, relax=relax, give_way=_give_way())
     posted = fn.load_acquire("i64", team)
     fn.branch(done, fn.icmp("slt", posted, integer(0)), work)
     fn.label(work)
@@ -372,7 +372,7 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
                             fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin],
                                     declare=False)
                             fn.store(posted, fn.gep("i64", team, _DONE))
-                    fn.wait(fn.gep("i64", team, _DONE), posted, relax=relax, give_way=_GIVE_WAY)
+                    fn.wait(fn.gep("i64", team, _DONE), posted, relax=relax, give_way=_give_way())
                 with fn.loop(R + P, name="cmb") as k:
                     pointer = fn.gep(t, acc, k)
                     fn.store(fn.binop("fadd", fn.load(t, pointer), fn.load(t, fn.gep(t, other, k))), pointer)
@@ -425,7 +425,6 @@ class BatchLoop:
         self._split = SPLIT  # as compiled into the source
         self._patient = False  # True: the helper sums every second half (tests)
         self.source = batch_loop_source(sample, update, n_params, watch, self.width)
-        _register_give_way()
         self._engine, self._fn = _entry(self.source, "fit", level, passes=True, argtypes=[
             _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR], scheduler=False)
         self._helper = ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _I64)(self._engine.get_function_address("helper"))
@@ -450,7 +449,10 @@ class BatchLoop:
             team[_PATIENT] = self._patient
             helper = threading.Thread(target=self._helper, args=(team.ctypes.data, params.ctypes.data,
                                                                  data.ctypes.data, n), daemon=True)
-            helper.start()
+            try:
+                helper.start()
+            except RuntimeError:  # no thread to be had: the calling thread sums both halves
+                team = helper = None
         try:
             self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
                      batch, epochs, lr.ctypes.data, step0, hist.ctypes.data, None if team is None else team.ctypes.data)
@@ -481,9 +483,15 @@ def _idle_core():
 
 
 @functools.lru_cache(maxsize=None)
-def _register_give_way():
-    """Make ``sched_yield`` (called by threads that wait long) resolvable in the JIT."""
-    llvm_binding.add_symbol(_GIVE_WAY, ctypes.cast(getattr(ctypes.CDLL(None), _GIVE_WAY), ctypes.c_void_p).value)
+def _give_way():
+    """``sched_yield``, made resolvable in the JIT, for threads that wait long; None where the C
+    library has none (the waits then only spin)."""
+    try:
+        address = ctypes.cast(getattr(ctypes.CDLL(None), _GIVE_WAY), ctypes.c_void_p).value
+    except (AttributeError, OSError, TypeError):
+        return None
+    llvm_binding.add_symbol(_GIVE_WAY, address)
+    return _GIVE_WAY
 
 
 def map_source(graph, kinds, width):
