@@ -1,6 +1,6 @@
 """The micrograd moons demo in every peer and in tracegrad, side by side in one process.
 
-    python benchmarks/moons.py [--micrograd-steps 3] [--torch-compile]
+    python benchmarks/moons.py [--micrograd-steps 3] [--torch-compile] [--only Trainer fori_loop]
 
 Prints seconds per training step (median and best), one-time compile time, final
 training accuracy, and each runner's ratio to tracegrad's compiled Trainer. The
@@ -74,6 +74,8 @@ def main(argv=None):
     parser.add_argument("--micrograd-steps", type=int, default=3, help="micrograd is slow: steps to time")
     parser.add_argument("--eager-steps", type=int, default=100)
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="run only the runners whose name contains one of these words (the Trainer always runs)")
     args = parser.parse_args(argv)
     X, y = peers.moons_data()
     layers = peers.initial_parameters()
@@ -87,6 +89,8 @@ def main(argv=None):
     ]
     if args.torch_compile:
         runners.append(("torch.compile", lambda: peers.run_torch(X, y, layers, 100, compiled=True)))
+    if args.only:
+        runners = runners[:1] + [(name, run) for name, run in runners[1:] if any(w in name for w in args.only)]
     floor = FLOPS_PER_STEP / (PEAK_GFLOPS * 1e9)
     rows = []
     for name, run in runners:

@@ -35,7 +35,7 @@ def bits(values):
 
 def object_of(fn, n):
     graph = llvm._lowered(tg.trace(fn, *[1.0] * n))
-    module, _ = llvm._module(graph)
+    module, _ = llvm._module(graph, graph.fingerprint)
     from tracegrad.backends.llvm_emit import register
     register()
     return llvm.object_code(module.text())
@@ -62,7 +62,7 @@ def test_a_large_split_gradient_agrees_with_mcjit(monkeypatch):
         return sum(100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2 + tg.sin(x[i]) for i in range(len(x) - 1))
     n = 30
     graph = llvm._lowered(tg.trace(tg.grad(f, argnums=tuple(range(n))), *[0.5] * n))
-    module, split = llvm._module(graph)
+    module, split = llvm._module(graph, graph.fingerprint)
     assert split
     obj = llvm.object_code(module.text(), 0)
     xs = [0.1 * k - 1.0 for k in range(n)]

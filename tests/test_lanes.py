@@ -254,3 +254,28 @@ def test_trainer_runs_a_model_with_a_loop_as_eager_does(width):
     np.testing.assert_allclose([p.data for p in model.parameters()], [p.data for p in twin.parameters()],
                                rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(history["loss"], eager_losses, rtol=1e-12)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_two_threads_give_the_results_of_one(long_batch, width, monkeypatch):
+    # batches of at least SPLIT samples are summed in two halves added in a fixed order, whether
+    # the second half runs on the helper thread or on the calling thread (which takes it where
+    # the helper has not claimed it yet)
+    import tracegrad.backends.llvm_loops as loops
+    X, y, eager_params, _ = long_batch
+    monkeypatch.setattr(loops, "THREAD_WORK", 0)
+    monkeypatch.setattr(loops, "SPLIT", 64)
+    monkeypatch.setattr(loops, "_idle_core", lambda: True)
+    init = loops.BatchLoop.__init__
+    runs = {}
+    for batch in (300, 100, 70, 40):
+        for threads, patient in ((1, False), (2, False), (2, True)):
+            def made(self, *args, **kwargs):
+                init(self, *args, **kwargs)
+                self.threads, self._patient = threads, patient
+            monkeypatch.setattr(loops.BatchLoop, "__init__", made)
+            params, history = trained(width, X, y, "hinge", tg.nn.SGD(lr=0.2, momentum=0.5), 1e-3, epochs=3,
+                                      batch=batch, layers=[6, 1])
+            runs[batch, threads, patient] = params, history
+        assert runs[batch, 1, False] == runs[batch, 2, False] == runs[batch, 2, True]
+    np.testing.assert_allclose(runs[300, 1, False][0], eager_params, rtol=1e-12, atol=1e-14)

@@ -17,7 +17,7 @@ import threading
 
 from .errors import TracingError, check_arguments, user_location
 from .ir import Builder
-from .ops import EQ, GE, GT, LE, LT, NE, Arithmetic, bind, innermost, to_float
+from .ops import ADD, DIV, EQ, GE, GT, LE, LT, MUL, NE, NEG, POWC, SUB, Arithmetic, bind, innermost, pow, to_float
 from .pytree import LEAF, flatten, is_boxed, leaf_names, loaded_numpy, unflatten
 from .value import Value
 
@@ -52,6 +52,25 @@ class TraceBuilder(Builder):
             self._captures[key] = self.input()
             self.captured.append(x)
         return self._captures[key]
+
+
+def _operator(op, swap=False):
+    """The method ``self (op) other`` (``other (op) self`` if ``swap``) of a ``Tracer``."""
+    name = op.name
+
+    def method(self, other):
+        b, t = self.builder, type(other)
+        if b.open:
+            if t is Tracer and other.builder is b:
+                x = other.index
+            elif t is float or t is int:
+                x = b.const(to_float(other))
+            else:
+                x = None
+            if x is not None:
+                return Tracer(b, b.add(name, (x, self.index) if swap else (self.index, x)))
+        return bind(op, other, self) if swap else bind(op, self, other)
+    return method
 
 
 class Tracer(Arithmetic):
@@ -104,6 +123,24 @@ class Tracer(Arithmetic):
                   tuple(None if o is None else b.node_of(env[o]) for o in outs), rule)
         if region not in b.custom:
             b.custom.append(region)
+
+    # The arithmetic operators on a tracer and a Python number or a tracer of the same open
+    # trace (what a traced function and every vjp rule mostly do) record the node directly:
+    # what ``bind`` would record, without its search for the innermost operand.
+    __add__, __radd__ = _operator(ADD), _operator(ADD, swap=True)
+    __sub__, __rsub__ = _operator(SUB), _operator(SUB, swap=True)
+    __mul__, __rmul__ = _operator(MUL), _operator(MUL, swap=True)
+    __truediv__, __rtruediv__ = _operator(DIV), _operator(DIV, swap=True)
+
+    def __pow__(self, other):
+        b, t = self.builder, type(other)
+        if (t is float or t is int) and b.open:
+            return Tracer(b, b.add("powc", (self.index,), to_float(other)))
+        return pow(self, other)
+
+    def __neg__(self):
+        b = self.builder
+        return Tracer(b, b.add("neg", (self.index,))) if b.open else bind(NEG, self)
 
     def __lt__(self, other): return bind(LT, self, other)
     def __le__(self, other): return bind(LE, self, other)
@@ -197,9 +234,9 @@ def trace_flat(fn, args):
         out = fn(*unflatten(in_tree, inputs))
         out_leaves, out_tree = flatten(out)
         outputs = [b.node_of(o) for o in out_leaves]
-    names = leaf_names(in_tree[1] + (LEAF,) * len(b.captured),
-                       parameter_names(fn, len(args)) + ["captured"] * len(b.captured))
-    return b.graph(outputs, names), out_tree, b.captured
+        names = leaf_names(in_tree[1] + (LEAF,) * len(b.captured),
+                           parameter_names(fn, len(args)) + ["captured"] * len(b.captured))
+        return b.graph(outputs, names), out_tree, b.captured  # in the block: the collector still paused
 
 
 def trace(fn, *args):

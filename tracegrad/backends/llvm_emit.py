@@ -71,6 +71,8 @@ class Nodes:
                                      f"loop (carries recomputed: memory for about twice the square root of "
                                      f"the steps), or fewer steps")
                 self._allocate(self.graph)
+        fn, env, vector_math = self.fn, self.env, self.vector_math
+        known, value_of = env.get, self.__getitem__
         for i in range(len(nodes)) if order is None else order:
             op, args, param = nodes[i]
             if op == "input" or op == "const" or op == "part":
@@ -78,7 +80,7 @@ class Nodes:
             if op == "scan":
                 self._scan(i, args, param)
                 continue
-            value = self.env[i] = apply(self.fn, TABLE[op], [self[a] for a in args], f"v{i}", self.vector_math)
+            value = env[i] = apply(fn, TABLE[op], [known(a) or value_of(a) for a in args], f"v{i}", vector_math)
             if defined is not None:
                 defined(i, value)
 
@@ -178,7 +180,7 @@ def _stored(graph):
 def apply(fn, op, args, name, vector_math=False):
     """The instructions computing ``op`` of ``args`` in ``fn``; the result is named ``name``."""
     if op.infix:
-        return fn.binop(_INFIX[op.infix], *args, name=name)
+        return fn.binop(_INFIX[op.infix], args[0], args[1], name)
     if op.prefix:
         return fn.fneg(args[0], name=name)
     width = _width(args[0].type)

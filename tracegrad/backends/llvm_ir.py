@@ -34,6 +34,9 @@ class Value(NamedTuple):
         return f"{self.type} {self.ref}"
 
 
+_new_value = tuple.__new__  # Value(ref, type) without the Python-level __new__ of a NamedTuple
+
+
 def vector(width, element="double"):
     """``double`` for one lane, ``<width x double>`` for more."""
     return element if width == 1 else f"<{width} x {element}>"
@@ -117,9 +120,13 @@ class Function:
         if type is None:
             self.lines.append("  " + text)
             return None
-        ref = self.fresh(name or "t")
+        if name is not None and name not in self._used:  # the common case, without a call of fresh
+            self._used[name] = 0
+            ref = "%" + name
+        else:
+            ref = self.fresh(name or "t")
         self.lines.append(f"  {ref} = {text}")
-        return Value(ref, type)
+        return _new_value(Value, (ref, type))
 
     # ---------------------------------------------------------------- instructions
     def binop(self, op, a, b, name=None):
@@ -163,6 +170,47 @@ class Function:
 
     def store(self, value, pointer, align=None):
         self.emit(f"store {value.type} {value.ref}, ptr {pointer.ref}" + (f", align {align}" if align else ""))
+
+    def load_acquire(self, type, pointer, name=None):
+        """An atomic load that sees everything stored before the ``store_release`` it reads from."""
+        return self.emit(f"load atomic {type}, ptr {pointer.ref} acquire, align 8", type, name)
+
+    def store_release(self, value, pointer):
+        """An atomic store: what was stored before it is seen by a ``load_acquire`` that reads it."""
+        self.emit(f"store atomic {value.type} {value.ref}, ptr {pointer.ref} release, align 8")
+
+    def claim(self, pointer, expected, new, name=None):
+        """Atomically replace the ``i64`` at ``pointer`` by ``new`` if it holds ``expected``: an ``i1``,
+        true for the one thread whose exchange succeeded."""
+        pair = self.emit(f"cmpxchg ptr {pointer.ref}, i64 {expected.ref}, i64 {new.ref} acq_rel acquire",
+                         "{ i64, i1 }", name)
+        return self.emit(f"extractvalue {pair}, 1", "i1")
+
+    def wait(self, pointer, value, equal=True, spins=4096, relax=None, give_way=None):
+        """Spin until the ``i64`` at ``pointer`` (read with acquire) equals ``value`` (or, if not
+        ``equal``, differs from it): ``spins`` rounds calling ``relax`` (a pause hint; None: none),
+        then each round calling ``give_way`` (a ``i32 ()`` function such as ``sched_yield``)."""
+        head, check, pause, busy, done = (self.fresh(n) for n in ("wait", "wait.check", "wait.pause", "wait.busy",
+                                                                 "wait.done"))
+        counter, following = self.fresh("wait.n"), self.fresh("wait.next")
+        before = self.block
+        self.branch(head)
+        self.label(head)
+        self.lines.append(f"  {counter} = phi i64 [ 0, {before} ], [ {following}, {pause} ], [ {following}, {busy} ]")
+        ready = self.icmp("eq" if equal else "ne", self.load_acquire("i64", pointer), value)
+        self.branch(done, ready, check)
+        self.label(check)
+        self.lines.append(f"  {following} = add i64 {counter}, 1")
+        self.branch(pause, self.icmp("slt", Value(counter, "i64"), integer(spins)), busy)
+        self.label(pause)
+        if relax is not None:
+            self.call(relax, "void", [])
+        self.branch(head)
+        self.label(busy)
+        if give_way is not None:
+            self.call(give_way, "i32", [])
+        self.branch(head)
+        self.label(done)
 
     def extract(self, vec, lane, name=None):
         return self.emit(f"extractelement {vec}, i64 {lane}", vec.type.rsplit(" x ", 1)[1][:-1], name)

@@ -13,6 +13,11 @@ spilled. The driver function loops over epochs, minibatches and chunks of groups
 each parameter's lanes with a shuffle tree, ``W`` parameters at a time, and runs the
 update graph inline. One call runs many epochs; no Python runs between steps.
 
+A batch of ``SPLIT`` samples or more is summed in two halves (``@part`` each), added in
+a fixed order. With a second core free and enough work in the call, a helper thread
+(``@helper``) takes the second half when it claims it first; the calling thread takes it
+otherwise, so the results never depend on the threads or their timing.
+
 >>> import tracegrad as tg
 >>> text = batch_loop_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
 ...                          tg.trace(lambda p, g, lr, t, m: [p - lr * g / m], 0.0, 0.0, 0.0, 0.0, 0.0),
@@ -21,12 +26,15 @@ update graph inline. One call runs many epochs; no Python runs between steps.
 True
 """
 import ctypes
+import functools
 import hashlib
+import os
+import threading
 
 import numpy as np
 
 from ..transforms.lower import lower
-from . import cached, llvm
+from . import cached, elf, llvm
 from .host import host
 from .llvm_emit import Nodes
 from .llvm_ir import Module, Value, const, integer, vector
@@ -35,14 +43,15 @@ _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 GROUPS = 16                # sample groups whose factors are kept before summing their products
 
 
-def _entry(text, name, level, passes, argtypes):
+def _entry(text, name, level, passes, argtypes, scheduler=True):
     """The engine holding the compiled module ``text`` and its function ``name``, from the one
-    cache of compiled code (a new Trainer of the same model and data shape reuses it)."""
+    cache of compiled code (a new Trainer of the same model and data shape reuses it).
+    ``scheduler``: see ``llvm.object_code``."""
     def build():
-        engine = llvm.load(llvm.cached_object(text, level, passes=passes))
+        engine = llvm.load(llvm.cached_object(text, level, passes=passes, scheduler=scheduler))
         return engine, ctypes.CFUNCTYPE(None, *argtypes)(engine.get_function_address(name))
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return cached((digest, "llvm", (name, level, passes, host())), build)
+    return cached((digest, "llvm", (name, level, passes, host(), scheduler)), build)
 
 
 def _splat(fn, scalar, width):
@@ -78,7 +87,7 @@ def factors(graph):
     return [(a, b) if b is None or counts[a] >= counts[b] else (b, a) for a, b in pairs]
 
 
-def sample_kernel(module, graph, n_params, width, stored):
+def sample_kernel(module, graph, n_params, width, stored, splats=False):
     """Define ``void @sample(ptr %p, ptr %x, ptr %out)``: one group of samples' factors.
 
     ``%p`` holds the ``n_params`` parameters as plain doubles, ``%x`` one
@@ -86,7 +95,8 @@ def sample_kernel(module, graph, n_params, width, stored):
     the nodes ``stored`` go to ``%out`` in that order, each right where it is computed,
     so it need not stay in a register. A parameter is loaded and broadcast at each use:
     one held from the forward to the backward pass would be spilled to the stack as a
-    whole vector and read back.
+    whole vector and read back. With ``splats``, ``%p`` holds each parameter already
+    broadcast (one ``<width x double>`` each), loaded at each use.
     """
     t = vector(width)
     fn = module.function("sample", "void", [("ptr", "p"), ("ptr", "x"), ("ptr", "out")], internal=True,
@@ -94,6 +104,8 @@ def sample_kernel(module, graph, n_params, width, stored):
     params, data, out = fn.params
 
     def parameter(i):
+        if splats:  # ``%p`` holds each parameter already broadcast: a vector load, folded into its use
+            return fn.load(t, fn.gep(t, params, graph.nodes[i][2]))
         return _splat(fn, fn.load("double", fn.gep("double", params, graph.nodes[i][2])), width)
     slots = {}
     for k, node in enumerate(stored):
@@ -178,6 +190,90 @@ def _sums(fn, pairs, slot_of, count, first, acc, buf, width):
             fn.store(total, p)
 
 
+def _part(module, pairs, slot_of, stored, C, width):
+    """Define ``void @part(params, data, visit, n, lo, hi, acc, buf, kin)``: the sums over the
+    samples ``visit[lo:hi]`` of each output (``acc[k]``, starting from zero), in chunks of
+    ``GROUPS`` groups of ``width`` samples whose factors are kept in ``buf``; ``kin`` holds
+    a group's inputs. ``data`` is ``(columns, n)``."""
+    t, span, zero = vector(width), GROUPS * width, const(0.0, width)
+    fn = module.function("part", "void", [("ptr", "params"), ("ptr", "data"), ("ptr", "visit"), ("i64", "n"),
+                                          ("i64", "lo"), ("i64", "hi"), ("ptr", "acc"), ("ptr", "buf"),
+                                          ("ptr", "kin")], internal=True)
+    params, data, visit, n, lo, hi, acc, buf, kin = fn.params
+    columns = [fn.binop("mul", n, integer(c)) for c in range(C)]  # column offsets in data
+    last = fn.binop("sub", hi, integer(1))
+    with fn.loop(hi, start=lo, step=span, name="ch") as h0:
+        left = fn.binop("sub", hi, h0)
+        count = fn.select(fn.icmp("slt", left, integer(span)), left, integer(span))
+        groups = fn.binop("udiv", fn.binop("add", count, integer(width - 1)), integer(width))
+        with fn.loop(fn.binop("add", h0, count), start=h0, step=width, name="grp") as g:
+            rows = []
+            for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
+                ix = fn.binop("add", g, integer(j))
+                clamped = fn.select(fn.icmp("slt", ix, hi), ix, last)
+                rows.append(fn.load("i64", fn.gep("i64", visit, clamped)))
+            for c in range(C):
+                column = Value("poison", t)
+                for j, row in enumerate(rows):
+                    x = fn.load("double", fn.gep("double", data, fn.binop("add", row, columns[c])))
+                    column = x if width == 1 else fn.insert(column, x, j)
+                fn.store(column, fn.gep(t, kin, c))
+            offset = fn.binop("mul", fn.binop("udiv", fn.binop("sub", g, h0), integer(width)), integer(len(stored)))
+            fn.call("sample", "void", [params, kin, fn.gep(t, buf, offset)], declare=False)
+        if width > 1:  # a partial last group: its lanes past the end hold zeros
+            partial = fn.binop("urem", count, integer(width))
+            with fn.when(fn.icmp("ne", partial, integer(0))):
+                lane_ids = Value("<" + ", ".join(f"i64 {j}" for j in range(width)) + ">", vector(width, "i64"))
+                mask = fn.icmp("slt", lane_ids, fn.splat(partial, width))
+                row = fn.binop("mul", fn.binop("sub", groups, integer(1)), integer(len(stored)))
+                for f in range(len(stored)):
+                    p = fn.gep(t, buf, fn.binop("add", row, integer(f)))
+                    fn.store(fn.select(mask, fn.load(t, p), zero), p)
+        _sums(fn, pairs, slot_of, groups, fn.icmp("eq", h0, lo), acc, buf, width)
+    fn.ret()
+
+
+# The team of a two-thread fit: i64 slots; the helper thread's posted work and its answer on
+# cache lines of their own. A batch of at least SPLIT samples is summed in two halves.
+_POSTED, _VISIT, _LO, _HI, _ACC, _PATIENT, _SPLATS, _DONE, _CLAIM, _TEAM_SLOTS = 0, 1, 2, 3, 4, 5, 6, 8, 16, 24
+SPLIT = 256  # measured: below this the two threads' exchanges cost what the second core gains
+_GIVE_WAY = "sched_yield"
+
+
+def _helper(module, n_stored, C, width):
+    """Define ``void @helper(ptr team, ptr params, ptr data, i64 n)``, the second thread of a fit:
+    it waits for ``fit`` to post a batch's second half (a number above the last one seen in
+    ``team[0]``), claims it (``team[_CLAIM]`` from the number before to this one; ``fit``,
+    done with its own half, claims it too, and whoever is first sums it), sums it with
+    ``@part`` into the posted ``acc``, then answers with the number in ``team[_DONE]``. A
+    negative number ends it. Its buffers are on its own stack."""
+    t = vector(width)
+    fn = module.function("helper", "void", [("ptr", "team"), ("ptr", "params"), ("ptr", "data"), ("i64", "n")])
+    team, params, data, n = fn.params
+    relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
+    kin, buf = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{GROUPS * n_stored} x {t}]", "buf")
+    seen = fn.alloca("i64", "seen")
+    fn.store(integer(0), seen)
+    serve, work, done = fn.fresh("serve"), fn.fresh("work"), fn.fresh("done")
+    fn.branch(serve)
+    fn.label(serve)
+    fn.wait(team, fn.load("i64", seen), equal=False, relax=relax, give_way=_give_way())
+    posted = fn.load_acquire("i64", team)
+    fn.branch(done, fn.icmp("slt", posted, integer(0)), work)
+    fn.label(work)
+    fn.store(posted, seen)
+    run = fn.fresh("run")
+    fn.branch(run, fn.claim(fn.gep("i64", team, _CLAIM), fn.binop("sub", posted, integer(1)), posted), serve)
+    fn.label(run)
+    slot = [fn.load("i64", fn.gep("i64", team, k)) for k in (_VISIT, _LO, _HI, _ACC, _SPLATS)]
+    visit, acc, splats = (fn.cast("inttoptr", slot[k], "ptr") for k in (0, 3, 4))
+    fn.call("part", "void", [splats, data, visit, n, slot[1], slot[2], acc, buf, kin], declare=False)
+    fn.store_release(posted, fn.gep("i64", team, _DONE))
+    fn.branch(serve)
+    fn.label(done)
+    fn.ret()
+
+
 def update_parameters(fn, update, params, state, padded, width, total, rate, step, count):
     """The update stage after a batch: for ``width`` parameters at a time, run the optimizer's
     ``update`` graph on the parameters, ``total(q)`` (the vector of their batch sums, from
@@ -228,17 +324,24 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
     pairs = factors(lowered)
     stored = list(dict.fromkeys(x for pair in pairs for x in pair if x is not None))
     slot_of = {node: j for j, node in enumerate(stored)}
-    span = GROUPS * width  # samples whose factors are stored before they are summed
     t = vector(width)
     module = Module(f"Generated by tracegrad: a training run over {P} parameters in {width} lanes; do not edit.")
-    sample_kernel(module, lowered, P, width, stored)
+    # Without AVX-512's broadcast operands, a parameter broadcast at each use in the kernel is
+    # an instruction of its own (611 a group of 4 samples for the moons MLP); broadcast once a
+    # batch into an array, it is a vector operand that the arithmetic reads from memory.
+    splatted = width > 1 and "avx512f" not in host().flags
+    sample_kernel(module, lowered, P, width, stored, splats=splatted)
+    _part(module, pairs, slot_of, stored, C, width)
+    _helper(module, len(stored), C, width)
     fn = module.function("fit", "void", [("ptr", "params"), ("ptr", "state"), ("ptr", "data"), ("ptr", "order"),
                                          ("i64", "ostride"), ("i64", "n"), ("i64", "batch"), ("i64", "epochs"),
-                                         ("ptr", "lr"), ("i64", "step0"), ("ptr", "hist")])
-    params, state, data, order, ostride, n, batch, epochs, lr, step0, hist = fn.params
-    columns = [fn.binop("mul", n, integer(c)) for c in range(C)]  # column offsets in data
+                                         ("ptr", "lr"), ("i64", "step0"), ("ptr", "hist"), ("ptr", "team")])
+    params, state, data, order, ostride, n, batch, epochs, lr, step0, hist, team = fn.params
     kin, acc = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{R + padded} x {t}]", "acc")
     buf, step = fn.alloca(f"[{GROUPS * len(stored)} x {t}]", "buf"), fn.alloca("i64", "k")
+    other = fn.alloca(f"[{max(R + P, 1)} x {t}]", "other")  # the sums of a batch's second half
+    splats = fn.alloca(f"[{padded} x {t}]", "splats") if splatted else params
+    relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
     fn.store(integer(0), step)
     zero = const(0.0, width)
     for i in range(R + P, R + padded):  # the padding parameters get a zero gradient
@@ -254,36 +357,41 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
         with fn.loop(n, step=batch, name="b") as start:
             rest = fn.binop("sub", n, start)
             m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
-            last = fn.binop("sub", m, integer(1))
-            with fn.loop(m, step=span, name="ch") as h0:
-                left = fn.binop("sub", m, h0)
-                count = fn.select(fn.icmp("slt", left, integer(span)), left, integer(span))
-                groups = fn.binop("udiv", fn.binop("add", count, integer(width - 1)), integer(width))
-                with fn.loop(fn.binop("add", h0, count), start=h0, step=width, name="grp") as g:
-                    rows = []
-                    for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
-                        ix = fn.binop("add", g, integer(j))
-                        clamped = fn.select(fn.icmp("slt", ix, m), ix, last)
-                        rows.append(fn.load("i64", fn.gep("i64", visit, fn.binop("add", start, clamped))))
-                    for c in range(C):
-                        column = Value("poison", t)
-                        for j, row in enumerate(rows):
-                            x = fn.load("double", fn.gep("double", data, fn.binop("add", row, columns[c])))
-                            column = x if width == 1 else fn.insert(column, x, j)
-                        fn.store(column, fn.gep(t, kin, c))
-                    offset = fn.binop("mul", fn.binop("udiv", fn.binop("sub", g, h0), integer(width)),
-                                      integer(len(stored)))
-                    fn.call("sample", "void", [params, kin, fn.gep(t, buf, offset)], declare=False)
-                if width > 1:  # a partial last group: its lanes past the batch's end hold zeros
-                    partial = fn.binop("urem", count, integer(width))
-                    with fn.when(fn.icmp("ne", partial, integer(0))):
-                        lane_ids = Value("<" + ", ".join(f"i64 {j}" for j in range(width)) + ">", vector(width, "i64"))
-                        mask = fn.icmp("slt", lane_ids, fn.splat(partial, width))
-                        row = fn.binop("mul", fn.binop("sub", groups, integer(1)), integer(len(stored)))
-                        for f in range(len(stored)):
-                            p = fn.gep(t, buf, fn.binop("add", row, integer(f)))
-                            fn.store(fn.select(mask, fn.load(t, p), zero), p)
-                _sums(fn, pairs, slot_of, groups, fn.icmp("eq", h0, integer(0)), acc, buf, width)
+            samples = fn.gep("i64", visit, start, name="visit")
+            if splatted:  # the parameters in every lane, for this batch
+                with fn.loop(padded, name="sp") as q:
+                    fn.store(fn.splat(fn.load("double", fn.gep("double", params, q)), width), fn.gep(t, splats, q))
+            split = fn.icmp("sge", m, integer(SPLIT))
+            with fn.when(fn.icmp("slt", m, integer(SPLIT))):
+                fn.call("part", "void", [splats, data, samples, n, integer(0), m, acc, buf, kin], declare=False)
+            with fn.when(split):  # two halves, each summed in order, then added: on one thread or two
+                groups = fn.binop("udiv", fn.binop("add", m, integer(width - 1)), integer(width))
+                half = fn.binop("mul", fn.binop("udiv", fn.binop("add", groups, integer(1)), integer(2)), integer(width))
+                alone = fn.icmp("eq", team, Value("null", "ptr"))
+                with fn.when(alone):
+                    fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
+                    fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin], declare=False)
+                with fn.when(fn.icmp("ne", team, Value("null", "ptr"))):
+                    posted = fn.binop("add", fn.load("i64", team), integer(1))
+                    for slot, value in ((_VISIT, fn.cast("ptrtoint", samples, "i64")), (_LO, half), (_HI, m),
+                                        (_ACC, fn.cast("ptrtoint", other, "i64")),
+                                        (_SPLATS, fn.cast("ptrtoint", splats, "i64"))):
+                        fn.store(value, fn.gep("i64", team, slot))
+                    fn.store_release(posted, team)
+                    fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
+                    # the second half: ours if the helper has not claimed it yet (it may not be running),
+                    # unless the team says to leave it to the helper (tests of the helper's path)
+                    patient = fn.icmp("ne", fn.load("i64", fn.gep("i64", team, _PATIENT)), integer(0))
+                    with fn.when(fn.binop("xor", patient, Value("true", "i1"))):
+                        mine = fn.claim(fn.gep("i64", team, _CLAIM), fn.binop("sub", posted, integer(1)), posted)
+                        with fn.when(mine):
+                            fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin],
+                                    declare=False)
+                            fn.store(posted, fn.gep("i64", team, _DONE))
+                    fn.wait(fn.gep("i64", team, _DONE), posted, relax=relax, give_way=_give_way())
+                with fn.loop(R + P, name="cmb") as k:
+                    pointer = fn.gep(t, acc, k)
+                    fn.store(fn.binop("fadd", fn.load(t, pointer), fn.load(t, fn.gep(t, other, k))), pointer)
             for k in range(R):  # the epoch's sums of the per-sample results
                 total = _reduce(fn, fn.load(t, fn.gep(t, acc, k)), width)
                 fn.store(fn.binop("fadd", fn.load("double", h[k]), total), h[k])
@@ -321,18 +429,72 @@ class BatchLoop:
     watch graph's sums.
     """
 
-    def __init__(self, sample, update, n_params, watch=None, width=None, level=2):
+    def __init__(self, sample, update, n_params, watch=None, width=None, level=2, threads=None):
         self.width = llvm.lanes() if width is None else width
         self.padded = -(-n_params // self.width) * self.width
         self.columns = len(sample.outputs) - n_params + (0 if watch is None else len(watch.outputs))
+        self.threads = _cores() if threads is None else threads
+        self._split = SPLIT  # as compiled into the source
+        self._patient = False  # True: the helper sums every second half (tests)
         self.source = batch_loop_source(sample, update, n_params, watch, self.width)
         self._engine, self._fn = _entry(self.source, "fit", level, passes=True, argtypes=[
-            _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR])
+            _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR], scheduler=False)
+        self._helper = ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _I64)(self._engine.get_function_address("helper"))
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
         n = check_call(self, params, state, data, order, ostride, batch, epochs, lr, hist)
-        self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
-                 batch, epochs, lr.ctypes.data, step0, hist.ctypes.data)
+        # Batches of SPLIT samples or more are summed in two halves, added in a fixed order; with
+        # two threads (enough work to pay for starting one) the second half runs on the helper.
+        # The results are the same either way.
+        team = helper = None
+        if self.threads > 1 and min(batch, n) >= self._split and epochs * n >= THREAD_WORK and _idle_core():
+            team = np.zeros(_TEAM_SLOTS, dtype=np.int64)
+            team[_PATIENT] = self._patient
+            helper = threading.Thread(target=self._helper, args=(team.ctypes.data, params.ctypes.data,
+                                                                 data.ctypes.data, n), daemon=True)
+            try:
+                helper.start()
+            except RuntimeError:  # no thread to be had: the calling thread sums both halves
+                team = helper = None
+        try:
+            self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
+                     batch, epochs, lr.ctypes.data, step0, hist.ctypes.data, None if team is None else team.ctypes.data)
+        finally:
+            if helper is not None:
+                team[_POSTED] = -1  # the helper is idle (each posted half was waited for): it ends
+                helper.join()
+
+
+THREAD_WORK = 20_000  # samples a call must visit to use a second thread (starting it costs ~0.1 ms)
+
+
+def _cores():
+    """The cores this process may run on (2 at most are used)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _idle_core():
+    """Whether another core looks free (load average below the cores less one): a helper that
+    waits for a core of its own, on a busy machine, stalls the fit far more than it saves."""
+    try:
+        return os.getloadavg()[0] <= _cores() - 1
+    except (AttributeError, OSError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _give_way():
+    """``sched_yield``, made resolvable in the JIT, for threads that wait long; None where the C
+    library has none (the waits then only spin)."""
+    try:
+        address = ctypes.cast(getattr(ctypes.CDLL(None), _GIVE_WAY), ctypes.c_void_p).value
+    except (AttributeError, OSError, TypeError):
+        return None
+    elf.add_symbol(_GIVE_WAY, address)
+    return _GIVE_WAY
 
 
 def watch_sums(fn, watch, params, padded, width, pointers):

@@ -97,19 +97,22 @@ def vjp_graph(graph, wrt, seed=None, keep_outputs=True):
                     scan_cts.setdefault(args[0], {})[param] = ct
                 continue
             spec = TABLE[op]
-            extra = (param,) if spec.has_param else ()
-            for mask, g in _by_mask(adjoint.pop(i)):
-                cts = spec.vjp(g, env[i], *[env[a] for a in args], *extra)
-                for a, ct in zip(args, cts):
+            rule, ins = spec.vjp, [env[a] for a in args]
+            if spec.has_param:
+                ins.append(param)
+            slot = adjoint.pop(i)
+            for mask, g in slot.items() if type(slot) is dict else (((), slot),):
+                for a, ct in zip(args, rule(g, env[i], *ins)):
                     if ct is None or not depends[a]:
                         continue
-                    if isinstance(ct, Masked):
+                    if type(ct) is Masked:
                         cond = b.node_of(ct.cond)
                         conds[cond] = ct.cond
-                        mask_a, ct = tuple(sorted(mask + ((cond, ct.negate),))), ct.value
+                        accumulate(a, tuple(sorted(mask + ((cond, ct.negate),))), ct.value)
+                    elif not mask and a not in adjoint:  # the first cotangent of a: accumulate's common case
+                        adjoint[a] = ct
                     else:
-                        mask_a = mask
-                    accumulate(a, mask_a, ct)
+                        accumulate(a, mask, ct)
         grads = [_materialise(adjoint.get(graph.inputs[k]), conds) for k in wrt]
         grads = [0.0 if g is None else g for g in grads]
         outputs = ([env[o] for o in graph.outputs] if keep_outputs else []) + grads
