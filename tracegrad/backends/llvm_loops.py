@@ -201,23 +201,14 @@ def _part(module, pairs, slot_of, stored, C, width):
                                           ("ptr", "kin")], internal=True)
     params, data, visit, n, lo, hi, acc, buf, kin = fn.params
     columns = [fn.binop("mul", n, integer(c)) for c in range(C)]  # column offsets in data
-    last = fn.binop("sub", hi, integer(1))
     with fn.loop(hi, start=lo, step=span, name="ch") as h0:
         left = fn.binop("sub", hi, h0)
         count = fn.select(fn.icmp("slt", left, integer(span)), left, integer(span))
         groups = fn.binop("udiv", fn.binop("add", count, integer(width - 1)), integer(width))
         with fn.loop(fn.binop("add", h0, count), start=h0, step=width, name="grp") as g:
-            rows = []
-            for j in range(width):  # sample index per lane; lanes past the end repeat the last sample
-                ix = fn.binop("add", g, integer(j))
-                clamped = fn.select(fn.icmp("slt", ix, hi), ix, last)
-                rows.append(fn.load("i64", fn.gep("i64", visit, clamped)))
+            rows = lane_samples(fn, visit, g, hi, width)
             for c in range(C):
-                column = Value("poison", t)
-                for j, row in enumerate(rows):
-                    x = fn.load("double", fn.gep("double", data, fn.binop("add", row, columns[c])))
-                    column = x if width == 1 else fn.insert(column, x, j)
-                fn.store(column, fn.gep(t, kin, c))
+                fn.store(lane_column(fn, data, rows, columns[c], width), fn.gep(t, kin, c))
             offset = fn.binop("mul", fn.binop("udiv", fn.binop("sub", g, h0), integer(width)), integer(len(stored)))
             fn.call("sample", "void", [params, kin, fn.gep(t, buf, offset)], declare=False)
         if width > 1:  # a partial last group: its lanes past the end hold zeros
@@ -249,7 +240,7 @@ def _helper(module, n_stored, C, width):
     negative number ends it. Its buffers are on its own stack."""
     t = vector(width)
     fn = module.function("helper", "void", [("ptr", "team"), ("ptr", "params"), ("ptr", "data"), ("i64", "n")])
-    team, params, data, n = fn.params
+    team, _, data, n = fn.params  # the parameters, broadcast, come with each posted half
     relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
     kin, buf = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{GROUPS * n_stored} x {t}]", "buf")
     seen = fn.alloca("i64", "seen")
@@ -271,6 +262,67 @@ def _helper(module, n_stored, C, width):
     fn.store_release(posted, fn.gep("i64", team, _DONE))
     fn.branch(serve)
     fn.label(done)
+    fn.ret()
+
+
+def lane_samples(fn, visit, first, end, width):
+    """The sample numbers ``visit[first + j]`` of lanes ``j < width`` (i64 Values); lanes at or
+    past ``end`` repeat the sample ``visit[end - 1]``."""
+    last, rows = fn.binop("sub", end, integer(1)), []
+    for j in range(width):
+        ix = fn.binop("add", first, integer(j))
+        rows.append(fn.load("i64", fn.gep("i64", visit, fn.select(fn.icmp("slt", ix, end), ix, last))))
+    return rows
+
+
+def lane_column(fn, data, rows, offset, width):
+    """The vector of ``data[row + offset]`` for the ``rows`` of ``lane_samples``: a data column's
+    values of those samples, one per lane."""
+    x = Value("poison", vector(width))
+    for j, row in enumerate(rows):
+        element = fn.load("double", fn.gep("double", data, fn.binop("add", row, offset)))
+        x = element if width == 1 else fn.insert(x, element, j)
+    return x
+
+
+FIT_PARAMS = [("ptr", "params"), ("ptr", "state"), ("ptr", "data"), ("ptr", "order"), ("i64", "ostride"),
+              ("i64", "n"), ("i64", "batch"), ("i64", "epochs"), ("ptr", "lr"), ("i64", "step0"), ("ptr", "hist")]
+
+
+def training_run(fn, update, watch, R, padded, width, batch_sums):
+    """The driver of a training run in ``fn`` (whose first parameters are ``FIT_PARAMS``): epochs
+    of minibatches, the samples of epoch ``e`` taken from ``order[e * ostride:]``.
+
+    At an epoch's start its row of ``hist`` is zeroed and the ``watch`` graph's sums over the
+    parameters stored; for each batch, ``batch_sums(start, m, visit)`` (its first sample, its
+    size, the epoch's order) emits the sums over its samples and returns ``(results,
+    total)``: the ``R`` per-sample results' sums (vectors whose lanes are added here into
+    the epoch's row) and ``total(q)``, the vector of the sums of parameters ``q ...`` for
+    ``update_parameters``. The step number counts the batches across calls from ``step0``.
+    """
+    params, state, _, order, ostride, n, batch, epochs, lr, step0, hist = fn.params[:len(FIT_PARAMS)]
+    W = 0 if watch is None else len(watch.outputs)
+    step = fn.alloca("i64", "k")
+    fn.store(integer(0), step)
+    with fn.loop(epochs, name="ep") as ep:
+        visit = fn.gep("i64", order, fn.binop("mul", ep, ostride), name="ord")
+        row = fn.gep("double", hist, fn.binop("mul", ep, integer(R + W)))
+        h = [fn.gep("double", row, j) for j in range(R + W)]
+        for pointer in h[:R]:
+            fn.store(const(0.0), pointer)
+        if watch is not None:
+            watch_sums(fn, watch, params, padded, width, h[R:])
+        with fn.loop(n, step=batch, name="b") as start:
+            rest = fn.binop("sub", n, start)
+            m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
+            results, total = batch_sums(start, m, visit)
+            for pointer, value in zip(h[:R], results):  # the epoch's sums of the per-sample results
+                fn.store(fn.binop("fadd", fn.load("double", pointer), _reduce(fn, value, width)), pointer)
+            k = fn.load("i64", step)
+            t_step = fn.cast("sitofp", fn.binop("add", fn.binop("add", k, step0), integer(1)), "double")
+            update_parameters(fn, update, params, state, padded, width, total,
+                              fn.load("double", fn.gep("double", lr, k)), t_step, fn.cast("sitofp", m, "double"))
+            fn.store(fn.binop("add", k, integer(1)), step)
     fn.ret()
 
 
@@ -305,16 +357,11 @@ def update_parameters(fn, update, params, state, padded, width, total, rate, ste
             fn.store(nodes[o], pointers[k], align=8)
 
 
-def _width(type):
-    return 1 if type == "double" else int(type[1:].split(" x ", 1)[0])
-
-
 def batch_loop_source(sample, update, n_params, watch=None, width=None):
     """The LLVM module text of ``BatchLoop`` for these graphs (see there)."""
     width = llvm.lanes() if width is None else width
     P, C = n_params, len(sample.inputs) - n_params
     R, S = len(sample.outputs) - P, len(update.inputs) - 5
-    W = 0 if watch is None else len(watch.outputs)
     if R < 0 or S < 0 or len(update.outputs) != 1 + S or (watch is not None and len(watch.inputs) != 1):
         raise ValueError("batch_loop_source: the sample graph must end with one output per parameter, the update "
                          "graph take parameter, sum, state..., lr, step, count and return parameter, state..., "
@@ -333,79 +380,60 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
     sample_kernel(module, lowered, P, width, stored, splats=splatted)
     _part(module, pairs, slot_of, stored, C, width)
     _helper(module, len(stored), C, width)
-    fn = module.function("fit", "void", [("ptr", "params"), ("ptr", "state"), ("ptr", "data"), ("ptr", "order"),
-                                         ("i64", "ostride"), ("i64", "n"), ("i64", "batch"), ("i64", "epochs"),
-                                         ("ptr", "lr"), ("i64", "step0"), ("ptr", "hist"), ("ptr", "team")])
-    params, state, data, order, ostride, n, batch, epochs, lr, step0, hist, team = fn.params
+    fn = module.function("fit", "void", FIT_PARAMS + [("ptr", "team")])
+    params, _, data, _, _, n, *_, team = fn.params
     kin, acc = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{R + padded} x {t}]", "acc")
-    buf, step = fn.alloca(f"[{GROUPS * len(stored)} x {t}]", "buf"), fn.alloca("i64", "k")
+    buf = fn.alloca(f"[{GROUPS * len(stored)} x {t}]", "buf")
     other = fn.alloca(f"[{max(R + P, 1)} x {t}]", "other")  # the sums of a batch's second half
     splats = fn.alloca(f"[{padded} x {t}]", "splats") if splatted else params
     relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
-    fn.store(integer(0), step)
     zero = const(0.0, width)
     for i in range(R + P, R + padded):  # the padding parameters get a zero gradient
         fn.store(zero, fn.gep(t, acc, i))
-    with fn.loop(epochs, name="ep") as ep:
-        visit = fn.gep("i64", order, fn.binop("mul", ep, ostride), name="ord")
-        row = fn.gep("double", hist, fn.binop("mul", ep, integer(R + W)))
-        h = [fn.gep("double", row, j) for j in range(R + W)]
-        for pointer in h[:R]:
-            fn.store(const(0.0), pointer)
-        if watch is not None:
-            watch_sums(fn, watch, params, padded, width, h[R:])
-        with fn.loop(n, step=batch, name="b") as start:
-            rest = fn.binop("sub", n, start)
-            m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
-            samples = fn.gep("i64", visit, start, name="visit")
-            if splatted:  # the parameters in every lane, for this batch
-                with fn.loop(padded, name="sp") as q:
-                    fn.store(fn.splat(fn.load("double", fn.gep("double", params, q)), width), fn.gep(t, splats, q))
-            split = fn.icmp("sge", m, integer(SPLIT))
-            with fn.when(fn.icmp("slt", m, integer(SPLIT))):
-                fn.call("part", "void", [splats, data, samples, n, integer(0), m, acc, buf, kin], declare=False)
-            with fn.when(split):  # two halves, each summed in order, then added: on one thread or two
-                groups = fn.binop("udiv", fn.binop("add", m, integer(width - 1)), integer(width))
-                half = fn.binop("mul", fn.binop("udiv", fn.binop("add", groups, integer(1)), integer(2)), integer(width))
-                alone = fn.icmp("eq", team, Value("null", "ptr"))
-                with fn.when(alone):
-                    fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
-                    fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin], declare=False)
-                with fn.when(fn.icmp("ne", team, Value("null", "ptr"))):
-                    posted = fn.binop("add", fn.load("i64", team), integer(1))
-                    for slot, value in ((_VISIT, fn.cast("ptrtoint", samples, "i64")), (_LO, half), (_HI, m),
-                                        (_ACC, fn.cast("ptrtoint", other, "i64")),
-                                        (_SPLATS, fn.cast("ptrtoint", splats, "i64"))):
-                        fn.store(value, fn.gep("i64", team, slot))
-                    fn.store_release(posted, team)
-                    fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
-                    # the second half: ours if the helper has not claimed it yet (it may not be running),
-                    # unless the team says to leave it to the helper (tests of the helper's path)
-                    patient = fn.icmp("ne", fn.load("i64", fn.gep("i64", team, _PATIENT)), integer(0))
-                    with fn.when(fn.binop("xor", patient, Value("true", "i1"))):
-                        mine = fn.claim(fn.gep("i64", team, _CLAIM), fn.binop("sub", posted, integer(1)), posted)
-                        with fn.when(mine):
-                            fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin],
-                                    declare=False)
-                            fn.store(posted, fn.gep("i64", team, _DONE))
-                    fn.wait(fn.gep("i64", team, _DONE), posted, relax=relax, give_way=_give_way())
-                with fn.loop(R + P, name="cmb") as k:
-                    pointer = fn.gep(t, acc, k)
-                    fn.store(fn.binop("fadd", fn.load(t, pointer), fn.load(t, fn.gep(t, other, k))), pointer)
-            for k in range(R):  # the epoch's sums of the per-sample results
-                total = _reduce(fn, fn.load(t, fn.gep(t, acc, k)), width)
-                fn.store(fn.binop("fadd", fn.load("double", h[k]), total), h[k])
-            k = fn.load("i64", step)
-            t_step = fn.cast("sitofp", fn.binop("add", fn.binop("add", k, step0), integer(1)), "double")
 
-            def total(q):
-                first = fn.binop("add", q, integer(R))
-                return _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j))))
-                                       for j in range(width)], width)
-            update_parameters(fn, update, params, state, padded, width, total,
-                              fn.load("double", fn.gep("double", lr, k)), t_step, fn.cast("sitofp", m, "double"))
-            fn.store(fn.binop("add", k, integer(1)), step)
-    fn.ret()
+    def batch_sums(start, m, visit):
+        samples = fn.gep("i64", visit, start, name="visit")
+        if splatted:  # the parameters in every lane, for this batch
+            with fn.loop(padded, name="sp") as q:
+                fn.store(fn.splat(fn.load("double", fn.gep("double", params, q)), width), fn.gep(t, splats, q))
+        split = fn.icmp("sge", m, integer(SPLIT))
+        with fn.when(fn.icmp("slt", m, integer(SPLIT))):
+            fn.call("part", "void", [splats, data, samples, n, integer(0), m, acc, buf, kin], declare=False)
+        with fn.when(split):  # two halves, each summed in order, then added: on one thread or two
+            groups = fn.binop("udiv", fn.binop("add", m, integer(width - 1)), integer(width))
+            half = fn.binop("mul", fn.binop("udiv", fn.binop("add", groups, integer(1)), integer(2)), integer(width))
+            alone = fn.icmp("eq", team, Value("null", "ptr"))
+            with fn.when(alone):
+                fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
+                fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin], declare=False)
+            with fn.when(fn.icmp("ne", team, Value("null", "ptr"))):
+                posted = fn.binop("add", fn.load("i64", team), integer(1))
+                for slot, value in ((_VISIT, fn.cast("ptrtoint", samples, "i64")), (_LO, half), (_HI, m),
+                                    (_ACC, fn.cast("ptrtoint", other, "i64")),
+                                    (_SPLATS, fn.cast("ptrtoint", splats, "i64"))):
+                    fn.store(value, fn.gep("i64", team, slot))
+                fn.store_release(posted, team)
+                fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
+                # the second half: ours if the helper has not claimed it yet (it may not be running),
+                # unless the team says to leave it to the helper (tests of the helper's path)
+                patient = fn.icmp("ne", fn.load("i64", fn.gep("i64", team, _PATIENT)), integer(0))
+                with fn.when(fn.binop("xor", patient, Value("true", "i1"))):
+                    mine = fn.claim(fn.gep("i64", team, _CLAIM), fn.binop("sub", posted, integer(1)), posted)
+                    with fn.when(mine):
+                        fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin],
+                                declare=False)
+                        fn.store(posted, fn.gep("i64", team, _DONE))
+                fn.wait(fn.gep("i64", team, _DONE), posted, relax=relax, give_way=_give_way())
+            with fn.loop(R + P, name="cmb") as k:
+                pointer = fn.gep(t, acc, k)
+                fn.store(fn.binop("fadd", fn.load(t, pointer), fn.load(t, fn.gep(t, other, k))), pointer)
+
+        def total(q):
+            first = fn.binop("add", q, integer(R))
+            return _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j))))
+                                   for j in range(width)], width)
+        return [fn.load(t, fn.gep(t, acc, k)) for k in range(R)], total
+    training_run(fn, update, watch, R, padded, width, batch_sums)
     return module.text()
 
 
