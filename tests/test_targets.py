@@ -19,7 +19,7 @@ from tracegrad.backends.llvm_loops import map_source
 X86 = "x86_64-unknown-linux-gnu"
 AVX2_ONLY = {"sse": True, "sse2": True, "avx": True, "avx2": True, "fma": True, "avx512f": False}
 CODEGEN_TESTS = ["tests/test_lanes.py", "tests/test_llvm.py", "tests/test_llvm_chunking.py", "tests/test_vmap.py",
-                 "tests/test_trainer.py", "tests/test_ops.py", "tests/test_backends_agree.py"]
+                 "tests/test_trainer.py", "tests/test_ops.py", "tests/test_backends_agree.py", "tests/test_dense.py"]
 
 
 @pytest.fixture
