@@ -134,6 +134,24 @@ def test_fit_on_the_cluster_equals_one_process(cluster, moons, fit_args):
     assert_same_fit(one, many, h1, h2)
 
 
+def test_a_wide_mlp_fits_as_dense_loops_on_the_cluster(cluster, moons):
+    """A stack of dense layers of 500 parameters or more sums its shards with the dense loops
+    (compiled on each worker), as one process does."""
+    client, _ = cluster
+    X, y = moons
+    labels = (y > 0).astype(float)
+
+    def make():
+        return tg.nn.Trainer(tg.nn.MLP(2, [40, 12, 2], seed=2), loss="cross_entropy", optimizer=tg.nn.Adam(lr=0.01))
+    one, many = make(), make()
+    assert len(one.params) >= tg.nn.trainer.DENSE_FROM
+    h1 = one.fit(X, labels, epochs=3, batch_size=64, shuffle=True, seed=2, progress=False)
+    h2 = many.fit(X, labels, epochs=3, batch_size=64, shuffle=True, seed=2, progress=False, client=client)
+    assert_same_fit(one, many, h1, h2)
+    loop = many._loop(2, 1, tg_cluster.Shards(X, labels, client, 2))
+    assert loop._futures[0].result()[0][0] == "dense"  # what each shard's worker compiles
+
+
 def test_fit_on_dask_arrays_adam_and_several_targets(cluster, moons):
     client, _ = cluster
     X, y = moons

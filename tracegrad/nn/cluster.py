@@ -4,8 +4,9 @@ The data is cut into shards of rows (the chunks of a dask array, or one shard pe
 thread for numpy arrays), each held by a worker with the per-sample graph's JSON. Per
 minibatch, each shard holding some of its samples sums the per-sample kernel's results
 (loss, correct flag, gradient) over them, compiled on that worker (``_shard_sums``: a
-``BatchLoop`` whose update only keeps the sums); the client adds the shards' sums in shard
-order and applies the optimizer's update graph to the parameters. Only the parameters
+``BatchLoop``, or a ``DenseLoop`` for a wide stack of dense layers, whose update only keeps
+the sums); the client adds the shards' sums in shard order and applies the optimizer's
+update graph to the parameters. Only the parameters
 and those sums travel each step. Every task is pure, so Dask runs a task lost with its
 worker again, and the result is the same.
 
@@ -93,18 +94,23 @@ class Shards:
         return futures
 
 
-def _shard(text, n_params, X, y, nin):
-    """A shard on its worker: ``(graph JSON, parameters, data columns)``; its values checked here."""
-    return text, n_params, columns(*check_data(X, y, nin))
+def _shard(spec, n_params, X, y, nin):
+    """A shard on its worker: ``(spec, parameters, data columns)``; its values checked here. ``spec``:
+    the per-sample graph's JSON, or ``("dense", layers, loss graph's JSON)`` for ``DenseLoop``."""
+    return spec, n_params, columns(*check_data(X, y, nin))
 
 
 @functools.lru_cache(maxsize=16)
-def _sum_loop(text, n_params):
-    """A ``BatchLoop`` that sums the per-sample graph (JSON ``text``) over a batch, compiled on this
-    worker for its CPU: its update keeps the parameter and stores the batch's sum as the state."""
-    from ..backends.llvm_loops import BatchLoop
+def _sum_loop(spec, n_params):
+    """A training run that sums over a batch (``spec``: see ``_shard``), compiled on this worker for
+    its CPU: its update keeps the parameter and stores the batch's sum as the state."""
     keep_sum = trace_flat(lambda p, total, state, lr, step, m: [p, total], [0.0] * 6)[0]
-    return BatchLoop(graph_from_json(text), keep_sum, n_params)
+    if isinstance(spec, tuple):
+        from ..backends.llvm_dense import DenseLoop
+        from .trainer import dense_records
+        return DenseLoop(dense_records(spec[1]), graph_from_json(spec[2]), keep_sum)
+    from ..backends.llvm_loops import BatchLoop
+    return BatchLoop(graph_from_json(spec), keep_sum, n_params)
 
 
 def _shard_sums(shard, params, rows):
@@ -124,7 +130,8 @@ def _shard_sums(shard, params, rows):
 
 
 class ShardedLoop:
-    """``BatchLoop``'s graphs and call, with each minibatch's map and sum on the Dask workers
+    """``BatchLoop``'s graphs and call (or ``DenseLoop``'s, with ``dense=(layers, loss graph)``),
+    with each minibatch's map and sum on the Dask workers
     holding ``shards`` and the update applied on the client.
 
     The shards' sums are added in shard order, so the result does not depend on which
@@ -132,13 +139,17 @@ class ShardedLoop:
     additions (about 1e-15 relative per step).
     """
 
-    def __init__(self, shards, sample, update, n_params, watch=None, width=None):
+    def __init__(self, shards, sample, update, n_params, watch=None, width=None, dense=None):
         width = backends.llvm_lanes() if width is None else width
         self.padded = -(-n_params // width) * width  # the layout of BatchLoop's params and state
-        self.results = len(sample.outputs) - n_params
+        if dense is None:
+            self.results, spec = len(sample.outputs) - n_params, sample.to_json()
+        else:  # (layers, loss graph): DenseLoop's sums
+            plan, loss = dense
+            self.results, spec = len(loss.outputs) - plan[-1][1], ("dense", tuple(map(tuple, plan)), loss.to_json())
         self.columns = self.results + (0 if watch is None else len(watch.outputs))
         self.shards, self.update, self.watch, self.n_params = shards, update, watch, n_params
-        self._futures = shards.submit(_shard, sample.to_json(), n_params)
+        self._futures = shards.submit(_shard, spec, n_params)
         self._raise_errors()
 
     def _raise_errors(self):

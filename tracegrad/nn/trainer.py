@@ -169,8 +169,7 @@ class Trainer:
     def _dense_layers(self, plan, target_example):
         """The ``Dense`` records of the layers ``plan`` (see ``dense_layers``) and the graph of one
         sample's loss, flag and cotangents of the model's outputs (inputs the outputs, then the target)."""
-        from ..backends.llvm_dense import Dense
-        layers = [Dense(nin, nout, *_activation_graphs(activation)) for nin, nout, activation in plan]
+        layers = dense_records(plan)
         n_out = plan[-1][1]
         scores = lambda outputs, _: outputs[0] if n_out == 1 else list(outputs)  # noqa: E731 (the model's result)
         return layers, self._loss_and_gradient(scores, ([0.0] * n_out, []), target_example)
@@ -196,24 +195,26 @@ class Trainer:
         sums of loss and flags, and of the squared parameters (the L2 term) at its start.
         """
         target = 0.0 if n_targets == 1 else [0.0] * n_targets
-
-        def graphs(sample=True):
-            squares = trace_flat(lambda p: [p * p], [0.0])[0]
-            return (self._sample_graph(n_features, target) if sample else None, self._update_graph(),
-                    len(self.params), squares, self._width)
-        if shards is not None:
-            from .cluster import ShardedLoop
-            return ShardedLoop(shards, *graphs())
         key = (n_features, n_targets, self._width)
-        if key not in self._compiled:
-            plan = dense_layers(self.model) if len(self.params) >= DENSE_FROM else None
-            if plan is None:
-                from ..backends.llvm_loops import BatchLoop
-                self._compiled[key] = BatchLoop(*graphs())
-            else:  # a stack of dense layers: loops over neurons and inputs, whatever the width
-                from ..backends.llvm_dense import DenseLoop
-                _, update, _, squares, width = graphs(sample=False)
-                self._compiled[key] = DenseLoop(*self._dense_layers(plan, target), update, squares, width)
+        if shards is None and key in self._compiled:
+            return self._compiled[key]
+        plan = dense_layers(self.model) if len(self.params) >= DENSE_FROM else None
+        squares = trace_flat(lambda p: [p * p], [0.0])[0]
+        update, P = self._update_graph(), len(self.params)
+        if plan is None:  # the traced sample's straight-line kernel
+            sample = self._sample_graph(n_features, target)
+            if shards is not None:
+                from .cluster import ShardedLoop
+                return ShardedLoop(shards, sample, update, P, squares, self._width)
+            from ..backends.llvm_loops import BatchLoop
+            self._compiled[key] = BatchLoop(sample, update, P, squares, self._width)
+        else:  # a stack of dense layers: loops over neurons and inputs, whatever the width
+            layers, loss = self._dense_layers(plan, target)
+            if shards is not None:
+                from .cluster import ShardedLoop
+                return ShardedLoop(shards, None, update, P, squares, self._width, dense=(plan, loss))
+            from ..backends.llvm_dense import DenseLoop
+            self._compiled[key] = DenseLoop(layers, loss, update, squares, self._width)
         return self._compiled[key]
 
     # ------------------------------------------------------------ training
@@ -322,13 +323,19 @@ _FORWARDS = {}
 _lock = threading.Lock()
 
 
+def dense_records(plan):
+    """The ``llvm_dense.Dense`` records of the layers ``plan`` (see ``dense_layers``)."""
+    from ..backends.llvm_dense import Dense
+    return [Dense(nin, nout, *_activation_graphs(activation)) for nin, nout, activation in plan]
+
+
 def _dense_predict(plan):
     """The compiled forward pass of the dense layers ``plan`` (see ``dense_layers``), kept as forward graphs are."""
-    from ..backends.llvm_dense import Dense, DensePredict
+    from ..backends.llvm_dense import DensePredict
     key = ("dense", tuple(plan))
     kernel = _FORWARDS.get(key)
     if kernel is None:
-        kernel = DensePredict([Dense(nin, nout, *_activation_graphs(a)) for nin, nout, a in plan])
+        kernel = DensePredict(dense_records(plan))
         with _lock:
             _FORWARDS[key] = kernel
     return kernel
