@@ -340,3 +340,78 @@ def test_checkpoint_bad_input():
     with pytest.raises(TypeError, match="checkpoint must be True or a number of steps"):
         tg.fori_loop(0, 3, lambda i, s: s, 1.0, checkpoint=2.5)
     assert tg.fori_loop(0, 3, lambda i, s: s * 2, 1.0, checkpoint=2) == 8.0   # outside a trace: a plain loop
+
+
+# ------------------------------------------------------------ llvm: maps in SIMD lanes
+
+@pytest.fixture(params=["host", "generic"])
+def target(request, monkeypatch, tmp_path):
+    """Compile for this CPU, then for the baseline one (2 lanes on x86-64), each into a cache of its own;
+    gives ``(lanes, compile)``. ``llvm.compile`` skips the in-memory cache of kernels by graph."""
+    from tracegrad.backends import cache, host, llvm
+    monkeypatch.setenv("TRACEGRAD_CPU", request.param)
+    host.host.cache_clear()
+
+    def compile(graph):
+        with cache.using(tmp_path):
+            return llvm.compile(graph)
+    yield host.host().lanes, compile
+    monkeypatch.delenv("TRACEGRAD_CPU")
+    host.host.cache_clear()
+
+
+def bits(xs, any_nan=False):
+    """The bit patterns of floats (``any_nan``: every nan as one; Python's nan is positive, x86's negative)."""
+    xs = np.asarray(xs, dtype=float)
+    return (np.where(np.isnan(xs), np.nan, xs) if any_nan else xs).view(np.int64).tolist()
+
+
+def stepped_map(body, xs):
+    """``tg.map`` whose body also reads the step as a float (a map region's body may; tg.map's does not)."""
+    rows = [tuple(row) for row in xs]
+    return tg.loops._loop(lambda t, c, x: ((), body(t, x)), (), len(rows), rows, True, (0.0,) * xs.shape[1],
+                          False, False, "map")[1]
+
+
+def test_a_map_in_simd_lanes_computes_what_its_rows_one_at_a_time_do(target):
+    """Every op in a map body (on the op table's points, on the step times a constant) at lengths
+    around the lane count: the bits of the interp backend and of the unrolled graph."""
+    from op_table import OPS
+    from tracegrad.backends import llvm
+    from tracegrad.transforms.lower import unroll_graph
+    lanes, compile = target
+    lengths = [0, 1, lanes - 1, lanes, lanes + 1, 3 * lanes + 2]
+    for name, fn, _, points in OPS:
+        points = [p if isinstance(p, tuple) else (p,) for p in points]
+        args = [np.array([points[(k + n) % len(points)] for k in range(n)]).reshape(n, len(points[0]))
+                for n in lengths]
+
+        def f(c, *xss):
+            return [stepped_map(lambda t, r: (fn(*r), fn(t * c, *r[1:])), xs) for xs in xss]
+        graph = tg.trace(f, 0.75, *args)
+        inputs = [0.75] + [v for a in args for v in a.ravel()]
+        got = compile(graph)(*inputs)
+        assert lanes == 1 or f"<{lanes} x double>" in llvm.source(graph), name
+        assert bits(got) == bits(compile(unroll_graph(graph))(*inputs)), name
+        assert bits(got, True) == bits(tg.ir.evaluate(graph, inputs), True), name
+
+
+def test_maps_in_simd_lanes_nested_in_loops_and_differentiated(target):
+    """A map in a loop's body, a map over a map's ys (rows gathered from the ys array), and their
+    gradient (whose forward maps run in lanes): the interp backend's bits, the unrolled graph's values."""
+    from tracegrad.transforms.lower import unroll_graph
+    lanes, compile = target
+
+    def f(x, xs):
+        def step(i, s):
+            pairs = tg.map(lambda r: (tg.sin(r * s + i), r * x), xs)
+            return s * 0.5 + sum(tg.map(lambda p: p[0] * p[1] - x, pairs))
+        return tg.fori_loop(0, 3, step, x)
+    for n in (lanes - 1, 3 * lanes + 2):
+        xs = np.linspace(-1.0, 2.0, n)
+        for fn in (f, tg.grad(f, argnums=(0, 1))):
+            graph = tg.trace(fn, 0.3, xs)
+            inputs = [0.3, *xs]
+            got = compile(graph)(*inputs)
+            assert bits(got, True) == bits(tg.ir.evaluate(graph, inputs), True)
+            close(got, compile(unroll_graph(graph))(*inputs))

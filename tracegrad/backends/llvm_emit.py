@@ -23,7 +23,7 @@ import functools
 from ..ops import TABLE
 from . import elf
 from .host import host
-from .llvm_ir import Value, const, integer, vector
+from .llvm_ir import Value, const, integer, literal, vector
 
 _INFIX = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}
 _COMPARE = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}  # une: nan is unequal
@@ -102,41 +102,63 @@ class Nodes:
     def _scan(self, i, args, r):
         """Scan node ``i``: a loop whose body is the region's body, inline; the carry in phis, the
         rows read from an array (or straight from the array of the loop that yielded them),
-        each step's ys stored into an array ``%ys{i}``."""
-        fn, t = self.fn, vector(self.width)
+        each step's ys stored into an array ``%ys{i}``. In a scalar kernel a map (no carry) whose
+        body has no loop runs ``host().lanes`` rows a round in SIMD lanes, the same operations
+        on each row (the same results), then the rows left over one at a time."""
+        fn = self.fn
         carry, consts, _ = r.split(args)
         ys = self.arrays.get((id(self.graph), i, "ys"))
         columns = [self._column(args, r, i, j) for j in range(r.n_x)]
         state = [self[a] for a in carry]
         consts = [self[a] for a in consts]
-        if r.length:
-            with fn.loop(r.length, name=f"s{i}", carry=state) as (step, state):
-                inner = self._inner(r, step, state, consts, columns)
-                inner.emit()
-                out = [inner[o] for o in r.body.outputs]
-                state[:] = out[:r.n_carry]
-                if r.n_y:
-                    base = fn.binop("mul", step, integer(r.n_y))
+        rows = host().lanes if self.width == 1 and not r.n_carry and "scan" not in r.body.stats() else 1
+        whole = r.length - r.length % rows
+        for start, stop, per in ((0, whole, rows), (whole, r.length, 1)):
+            if start < stop:
+                values = consts if per == 1 else [fn.splat(c, per) for c in consts]  # before the loop
+                with fn.loop(stop, start, per, name=f"s{i}", carry=state) as (step, state):
+                    inner = self._inner(r, step, state, values, columns, per)
+                    inner.emit()
+                    out = [inner[o] for o in r.body.outputs]
+                    state[:] = out[:r.n_carry]
+                    base = fn.binop("mul", step, integer(r.n_y)) if r.n_y else None
                     for k, y in enumerate(out[r.n_carry:]):
-                        fn.store(y, fn.gep(t, ys, fn.binop("add", base, integer(k))))
+                        self._rows(ys, fn.binop("add", base, integer(k)), r.n_y, per, y)
         self.env[i] = (state, ys)
 
-    def _inner(self, r, step, state, consts, columns):
-        fn, t, n_c = self.fn, vector(self.width), r.n_carry
+    def _inner(self, r, step, state, consts, columns, rows):
+        fn, n_c, width = self.fn, r.n_carry, self.width * rows
 
         def load(k):
             op, _, position = r.body.nodes[k]
             if position == 0:
                 s = fn.cast("sitofp", step, "double")
-                return s if self.width == 1 else fn.splat(s, self.width)
+                s = s if width == 1 else fn.splat(s, width)
+                return s if rows == 1 else fn.binop("fadd", s, _counting(rows))
             if position <= n_c:
                 return state[position - 1]
             if position <= n_c + r.n_x:
                 array, start, stride = columns[position - 1 - n_c]
-                index = fn.binop("add", integer(start), fn.binop("mul", step, integer(stride)))
-                return fn.load(t, fn.gep(t, array, index))
+                return self._rows(array, fn.binop("add", integer(start), fn.binop("mul", step, integer(stride))),
+                                  stride, rows)
             return consts[position - 1 - n_c - r.n_x]
-        return Nodes(fn, r.body, self.width, load, vector_math=self.vector_math, arrays=self.arrays)
+        return Nodes(fn, r.body, width, load, vector_math=self.vector_math and rows == 1, arrays=self.arrays)
+
+    def _rows(self, array, index, stride, rows, value=None):
+        """Load (or, given ``value``, store) ``array[index]``: one element, or for ``rows`` rows in
+        lanes the ``rows`` elements ``stride`` apart from it, as one vector where they are contiguous."""
+        fn, t = self.fn, vector(self.width)
+        if rows == 1 or stride == 1:
+            at, align = fn.gep(t, array, index), None if rows == 1 else 8
+            return fn.load(vector(rows * self.width), at, align=align) if value is None else fn.store(value, at, align)
+        lanes = Value("poison", vector(rows))
+        for lane in range(rows):
+            at = fn.gep(t, array, fn.binop("add", index, integer(lane * stride)))
+            if value is None:
+                lanes = fn.insert(lanes, fn.load(t, at), lane)
+            else:
+                fn.store(fn.extract(value, lane), at)
+        return lanes
 
     def _column(self, args, r, i, j):
         """Row element ``j`` of every step as ``(array, start, stride)``: element of step s at
@@ -175,6 +197,11 @@ def _stored(graph):
     """How many values (doubles or vectors) the arrays of ``graph``'s loops hold (``Nodes._allocate``)."""
     return sum(max(r.length * r.n_y, 1) * bool(r.n_y) + r.n_x * max(r.length, 1) + _stored(r.body)
                for op, _, r in graph.nodes if op == "scan")
+
+
+def _counting(width):
+    """``<0.0, 1.0, ..., width - 1>``: the steps of the lanes of a round after its first."""
+    return Value("<" + ", ".join(f"double {literal(float(lane))}" for lane in range(width)) + ">", vector(width))
 
 
 def apply(fn, op, args, name, vector_math=False):
