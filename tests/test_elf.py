@@ -177,3 +177,29 @@ def test_the_target_id_follows_the_cpu_the_requested_target_and_llvmlite(monkeyp
     assert target_id(cpu=dict(cpu, flags=cpu["flags"].replace("avx2", ""))) != base
     assert target_id(cpu=dict(cpu, model=cpu["model"] + "1")) != base
     assert target_id(library=(library[0], library[1] + 1, library[2])) != base
+
+
+def test_an_image_is_shared_by_copies_and_does_not_pickle():
+    """Copies of loaded code are the code itself (a copy that unmapped it would crash the original),
+    pickling is a TypeError, and only the loader makes images."""
+    import copy
+    import pickle
+    image = elf.load(object_of(lambda x, y: x * y + 1.0, 2))
+    assert image is not None
+    assert copy.copy(image) is image and copy.deepcopy(image) is image
+    with pytest.raises(TypeError, match="does not pickle"):
+        pickle.dumps(image)
+    with pytest.raises(TypeError, match="made by"):
+        elf.Image(image.get_function_address("k"), 4096, {})
+    f = tg.jit(lambda x: x * 2.0)
+    f(1.0)
+    try:
+        copy.deepcopy(f)
+    except (TypeError, ValueError):
+        pass
+    assert f(3.0) == 6.0
+
+
+@pytest.mark.parametrize("junk", [b"", b"\x7fELF" + b"\0" * 100, 2 ** 31, "text", None])
+def test_junk_is_not_loaded(junk):
+    assert elf.load(junk) is None

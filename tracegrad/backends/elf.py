@@ -40,7 +40,7 @@ _R_64, _R_PC32, _R_32, _R_32S, _R_PLT32, _R_PC64 = 1, 2, 10, 11, 4, 24
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
 _MAP_FAILED = ctypes.c_void_p(-1).value
-_MAX_SIZE = 1 << 32    # bytes of sections: far above any kernel (a 10,000-input gradient's is 3 MB)
+_MAX_SIZE = 1 << 28    # bytes of sections: far above any kernel (a 10,000-input gradient's is 3 MB)
 
 
 def add_symbol(name, address):
@@ -103,19 +103,35 @@ def _resolve(name):
 
 class Image:
     """Loaded code: ``get_function_address(name)`` as MCJIT's engine has it (0 if ``name`` is not
-    defined). The pages are unmapped when the image is dropped: keep it while its code may run."""
+    defined). The pages are unmapped when the image is dropped: keep it while its code may run.
+    Made by ``load`` only; a copy is the image itself (the code never changes), and an image
+    does not pickle (its addresses mean nothing in another process)."""
 
-    def __init__(self, base, size, functions):
+    def __init__(self, base, size, functions, _owner=None):
+        if _owner is not _LOADER:
+            raise TypeError("an Image is made by tracegrad.backends.elf.load(object bytes)")
         self._base, self._size, self._functions = base, size, functions
 
     def get_function_address(self, name):
         return self._functions.get(name, 0)
 
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("loaded machine code does not pickle: compile it again in the other process")
+
     def __del__(self):
         libc = _LIBC[0] if _LIBC else None
-        if libc is not None and self._base:
+        if libc is not None and getattr(self, "_base", 0):
             libc.munmap(self._base, self._size)
             self._base = 0
+
+
+_LOADER = object()  # what only this module hands to Image
 
 
 class _Unsupported(Exception):
@@ -127,9 +143,11 @@ def load(obj):
     where this loader does not apply (see the module docstring)."""
     if not supported():
         return None
+    if not isinstance(obj, (bytes, bytearray, memoryview)):
+        return None
     try:
         return _load(bytes(obj))
-    except (_Unsupported, struct.error, IndexError, ValueError, OverflowError):
+    except (_Unsupported, struct.error, IndexError, ValueError, OverflowError, MemoryError):
         return None
 
 
@@ -160,6 +178,8 @@ def _load(data):
         start = offset
         for i in part:
             align = max(sections[i][8], 1)
+            if align > _PAGE:  # the image's base is only page-aligned
+                raise _Unsupported(f"a section aligned to {align} bytes")
             offset = -(-offset // align) * align
             placed[i] = offset
             offset += sections[i][5]
@@ -190,7 +210,7 @@ def _load(data):
     except BaseException:
         libc.munmap(base, offset)
         raise
-    return Image(base, offset, functions)
+    return Image(base, offset, functions, _LOADER)
 
 
 def _names(data, sections):

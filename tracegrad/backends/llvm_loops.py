@@ -478,8 +478,8 @@ class BatchLoop:
         if self.threads > 1 and min(batch, n) >= self._split and epochs * n >= THREAD_WORK and _idle_core():
             team = np.zeros(_TEAM_SLOTS, dtype=np.int64)
             team[_PATIENT] = self._patient
-            helper = threading.Thread(target=self._helper, args=(team.ctypes.data, params.ctypes.data,
-                                                                 data.ctypes.data, n), daemon=True)
+            # the thread holds what its code reads (this loop's code, the team, params, data) until it ends
+            helper = threading.Thread(target=_serve, args=(self, team, params, data, n), daemon=True)
             try:
                 helper.start()
             except RuntimeError:  # no thread to be had: the calling thread sums both halves
@@ -490,7 +490,19 @@ class BatchLoop:
         finally:
             if helper is not None:
                 team[_POSTED] = -1  # the helper is idle (each posted half was waited for): it ends
-                helper.join()
+                interrupted = None
+                while helper.is_alive():  # a Ctrl-C during the join waits for it, then goes on
+                    try:
+                        helper.join()
+                    except KeyboardInterrupt as e:
+                        interrupted = e
+                if interrupted is not None:
+                    raise interrupted
+
+
+def _serve(loop, team, params, data, n):
+    """The helper thread of ``loop``'s call (see ``BatchLoop.__call__``)."""
+    loop._helper(team.ctypes.data, params.ctypes.data, data.ctypes.data, n)
 
 
 THREAD_WORK = 20_000  # samples a call must visit to use a second thread (starting it costs ~0.1 ms)
