@@ -203,3 +203,25 @@ def test_an_image_is_shared_by_copies_and_does_not_pickle():
 @pytest.mark.parametrize("junk", [b"", b"\x7fELF" + b"\0" * 100, 2 ** 31, "text", None])
 def test_junk_is_not_loaded(junk):
     assert elf.load(junk) is None
+
+
+def test_code_is_not_cached_where_cpuinfo_hides_a_feature_llvm_uses(monkeypatch, tmp_path):
+    """A kernel booted with ``clearcpuid=avx2`` still lets LLVM use AVX2: its code, keyed by
+    cpuinfo, could reach a CPU without AVX2, so it is compiled but not written to the cache."""
+    from tracegrad.backends import host as host_module, llvm
+    if not (sys.platform.startswith("linux") and platform.machine() == "x86_64" and host_module._cpuinfo()):
+        pytest.skip("cpuinfo-keyed caching is for x86-64 Linux")
+    assert host_module.cpuinfo_covers_target()
+    info = dict(host_module._cpuinfo())
+    info["flags"] = "fpu sse sse2"  # what a kernel hiding everything past the baseline would list
+    monkeypatch.setattr(host_module, "_cpuinfo", lambda: info)
+    host_module.cpuinfo_covers_target.cache_clear()
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    try:
+        covered = host_module.cpuinfo_covers_target()
+        obj = llvm.cached_object("define double @f(double %x) {\n  ret double %x\n}\n")
+    finally:
+        host_module.cpuinfo_covers_target.cache_clear()
+    beyond_baseline = bool(host_module.host().flags & host_module._V4 - {"sse", "sse2"})
+    assert obj and covered == (not beyond_baseline)
+    assert bool(list(tmp_path.rglob("*.o"))) == covered

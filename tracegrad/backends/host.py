@@ -142,6 +142,22 @@ def _llvmlite_file():
     return path, st.st_size, st.st_mtime_ns
 
 
+_CPUINFO_NAMES = {"sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "lzcnt": "abm", "bmi": "bmi1"}
+
+
+@functools.lru_cache(maxsize=None)
+def cpuinfo_covers_target():
+    """Whether ``/proc/cpuinfo`` lists every feature (of the x86-64 levels) that ``host()``
+    compiles for. Where it does not (a kernel booted to hide a feature its CPU still has, which
+    LLVM then uses), code kept under ``target_id()`` could reach a CPU without the feature, so
+    it is not written to the disk cache. True where ``target_id`` does not read cpuinfo."""
+    cpu = _cpuinfo() if sys.platform.startswith("linux") and os.uname().machine == "x86_64" else None
+    if cpu is None:
+        return True
+    listed = set(cpu["flags"].split())
+    return all(_CPUINFO_NAMES.get(name, name) in listed for name in host().flags & _V4)
+
+
 @functools.lru_cache(maxsize=None)
 def target_id():
     """A short hash of what compiled code depends on besides the graph (see the module docstring)."""

@@ -34,7 +34,7 @@ import threading
 from ..ops import to_float
 from ..transforms.lower import lower
 from .cache import cache_dir, read_entry, write_entry
-from .host import host, target_id
+from .host import cpuinfo_covers_target, host, target_id
 from . import elf, native
 from .llvm_emit import Nodes, register
 from .llvm_ir import Module, vector
@@ -254,7 +254,8 @@ def cached_object(text, level=OPT_LEVEL, passes=True, scheduler=True):
     obj = read_entry(path, key)
     if obj is None:
         obj = object_code(text, level, passes, scheduler)
-        write_entry(path, key, obj)
+        if cpuinfo_covers_target():
+            write_entry(path, key, obj)
     return obj
 
 
@@ -432,6 +433,7 @@ def compile(graph):
             module, split = _module(_lowered(graph), graph.fingerprint)
             text = module.text()
         obj = object_code(text, 0 if split or text.count("\n") > PASSES_UP_TO else OPT_LEVEL)
-        write_entry(path, cache_key(graph), obj)
+        if cpuinfo_covers_target():
+            write_entry(path, cache_key(graph), obj)
     register()
     return Kernel(obj, len(graph.inputs), len(graph.outputs), cached)
