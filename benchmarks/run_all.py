@@ -1,6 +1,6 @@
 """Run every benchmark, each printing its table with ratios against the peers of the same run.
 
-    python benchmarks/run_all.py            # all of them (about 10 minutes on 2 cores)
+    python benchmarks/run_all.py            # all of them (about 15 minutes on 2 cores)
     python benchmarks/run_all.py moons vmap # some of them
 """
 import runpy
@@ -14,6 +14,8 @@ BENCHMARKS = {  # name -> arguments that keep the slowest peers to a few minutes
     "moons": [],
     "eager_moons": ["--steps", "10", "--rounds", "3"],
     "derivatives": [],
+    "loops": ["--unrolled-steps", "500", "--widths", "32,128"],
+    "cold_start": [],
 }
 
 
