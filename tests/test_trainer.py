@@ -370,3 +370,19 @@ def test_cross_entropy_labels_of_a_dask_array_are_checked_where_they_live():
         check_labels(da.from_array(np.array([0.0, 1.0, 2.0, 5.0]), chunks=2), 3)
     y = da.from_array(np.array([0.0, 1.0, 2.0]), chunks=2)
     assert check_labels(y, 3) is y  # still lazy
+
+
+@pytest.mark.parametrize("sizes", [[4, 1], [64, 1]])  # the straight-line and the dense training run
+def test_trainer_copies_and_pickles_and_the_copy_trains_alike(moons, sizes):
+    """A Trainer's copy (or pickle) leaves its compiled code behind and trains as the original does."""
+    import copy
+    import pickle
+    X, y = moons
+    trainer = tg.nn.Trainer(tg.nn.MLP(2, sizes, seed=1), loss="hinge", optimizer=tg.nn.Adam(lr=0.01))
+    trainer.fit(X, y, epochs=2, batch_size=32, progress=False)
+    twins = [copy.deepcopy(trainer), pickle.loads(pickle.dumps(trainer))]
+    trainer.fit(X, y, epochs=2, batch_size=32, progress=False)
+    for twin in twins:
+        twin.fit(X, y, epochs=2, batch_size=32, progress=False)
+        assert [p.data for p in twin.params] == [p.data for p in trainer.params]
+        assert twin.history == trainer.history and twin.step == trainer.step

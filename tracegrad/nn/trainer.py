@@ -135,6 +135,7 @@ class Trainer:
         if backend not in (None, "llvm"):
             raise ValueError(f"the Trainer compiles its training run with llvm; got backend={backend!r}")
         self.labels = loss == "cross_entropy"  # y holds class indices
+        self._loss = loss
         self.model, self.l2, self.backend = model, float(l2), backend
         self.params = model.parameters()
         self.state = None      # optimizer state, one array per state variable
@@ -142,6 +143,19 @@ class Trainer:
         self._compiled = {}    # (features, targets, lane width) -> compiled training run
         self._width = None     # SIMD lanes: None picks the host's (tests set 1, 2, 4, 8)
         self.history = {"loss": [], "accuracy": []}
+
+    def __getstate__(self):
+        """A copy or pickle holds everything but the compiled code, which is made again (from the
+        process's cache of compiled code) when it first trains; a named loss travels by its name."""
+        state = {**vars(self), "_compiled": {}}
+        if isinstance(self._loss, str):
+            del state["loss_fn"], state["correct_fn"]
+        return state
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        if isinstance(self._loss, str):
+            self.loss_fn, self.correct_fn = LOSSES[self._loss]
 
     # ------------------------------------------------------------ graphs
 
