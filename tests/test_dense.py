@@ -228,3 +228,17 @@ def test_dense_predict_equals_the_model_on_floats(n, sizes):
     out = model.predict(X)
     assert out.shape == expected.shape == ((n,) if sizes[-1] == 1 else (n, 3))
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("columns", [1, 9, 12])
+def test_a_layer_model_checks_the_columns_of_x(columns):
+    """A bare ``Layer`` is a model of ``nin`` features: other data is a ValueError, in fit (dense and
+    straight-line) and in predict, never a read past the data."""
+    X, y = np.ones((40, columns)), np.ones((40, 50))
+    for layer in (tg.nn.Layer(10, 50, activation="linear", seed=0), tg.nn.Layer(10, 2, seed=0)):
+        assert layer.nin == 10
+        trainer = tg.nn.Trainer(layer, loss="mse")
+        with pytest.raises(ValueError, match="takes 10 features, X has"):
+            trainer.fit(X, y[:, :len(layer.neurons)], epochs=1, progress=False)
+        with pytest.raises(ValueError, match="takes 10 features, X has"):
+            layer.predict(X)

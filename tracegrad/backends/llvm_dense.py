@@ -348,6 +348,8 @@ class DensePredict:
                                         argtypes=[_PTR, _PTR, _PTR, _I64, _PTR])
 
     def __call__(self, params, X):
+        if X.ndim != 2 or X.shape[1] != self.nin:
+            raise ValueError(f"the layers take {self.nin} features, X has shape {X.shape}")
         n = len(X)
         padded = -(-n // self.width) * self.width
         data = np.zeros((self.nin, padded))

@@ -326,6 +326,11 @@ class Layer(Module):
             out = loops.map(body, rows)
         return out[0] if len(out) == 1 else out
 
+    @property
+    def nin(self):
+        """The number of inputs (of its first neuron)."""
+        return len(self.neurons[0].w) if self.neurons else 0
+
     def _rows(self):
         """Each neuron's ``(weights, bias)``, if they are plain ``Neuron``s of one size and activation
         whose parameters are being traced (numbers or tracers, no ``Value``), else None."""

@@ -106,6 +106,9 @@ class Trainer:
     (output a scalar, or a list for several outputs). ``optimizer``: ``tg.nn.SGD(...)`` or
     ``tg.nn.Adam(...)`` without parameters (a recipe). ``l2`` adds ``l2 * sum(p * p)`` to the loss.
 
+    The Trainer is made for the model as it is: after changing its structure (an activation,
+    a layer, a neuron), make a new Trainer (this one keeps the code compiled for the old one).
+
     >>> import numpy as np, tracegrad as tg
     >>> model = tg.nn.MLP(1, [1], seed=0)
     >>> trainer = tg.nn.Trainer(model, loss="mse", optimizer=tg.nn.SGD(lr=0.1))
@@ -350,9 +353,16 @@ def _dense_predict(plan):
     kernel = _FORWARDS.get(key)
     if kernel is None:
         kernel = DensePredict(dense_records(plan))
-        with _lock:
-            _FORWARDS[key] = kernel
+        _keep(key, kernel)
     return kernel
+
+
+def _keep(key, value):
+    """Keep ``value`` in ``_FORWARDS``, the oldest entries going past 64."""
+    with _lock:
+        _FORWARDS[key] = value
+        while len(_FORWARDS) > 64:
+            _FORWARDS.pop(next(iter(_FORWARDS)))
 
 
 def forward_graph(model, nin):
@@ -365,10 +375,7 @@ def forward_graph(model, nin):
         with straight_layers():
             graph = trace_flat(lambda ps, x: model.apply(ps, list(x)), ([0.0] * n_params, [0.0] * nin))[0]
         if key is not None:
-            with _lock:
-                _FORWARDS[key, nin] = graph
-                while len(_FORWARDS) > 64:
-                    _FORWARDS.pop(next(iter(_FORWARDS)))
+            _keep((key, nin), graph)
     return graph
 
 
