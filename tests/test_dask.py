@@ -237,8 +237,11 @@ class KillOnce(distributed.WorkerPlugin):
     def transition(self, key, start, finish, **kwargs):
         if finish == "executing" and self.name in str(key):
             self.seen += 1
-            if self.seen == self.after and not os.path.exists(self.marker):
-                open(self.marker, "w").close()
+            if self.seen == self.after:
+                try:  # made by one process only: two workers at their after-th task at once kill one
+                    os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    return
                 os._exit(1)
 
 
@@ -277,12 +280,52 @@ def within(seconds, fn):
 def test_a_worker_killed_mid_fit_does_not_change_the_result(cluster, moons, kill_once):
     client, _ = cluster
     X, y = moons
+    client.wait_for_workers(2, timeout=60)  # both fits cut the data for the same workers
     calm, crashed = trainer(), trainer()
     hc = calm.fit(X, y, epochs=6, progress=False, client=client)
     marker = kill_once("tracegrad-sums", 3)  # in the third step, with the worker's shard of the data
     hx = within(180, lambda: crashed.fit(X, y, epochs=6, progress=False, client=client))
     assert marker.exists()
     assert params(crashed).tolist() == params(calm).tolist() and hx == hc  # the same shards, summed alike
+
+
+class KillEach(distributed.WorkerPlugin):
+    """Ends each worker's process once (a file per worker name), at its ``after``-th task whose key
+    holds ``name``: every worker of the cluster lost in the same step."""
+
+    def __init__(self, name, after, folder):
+        self.name, self.after, self.folder, self.seen = name, after, folder, 0
+
+    def setup(self, worker):
+        self.marker = os.path.join(self.folder, str(worker.name))
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish == "executing" and self.name in str(key):
+            self.seen += 1
+            if self.seen == self.after:
+                try:
+                    os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    return
+                os._exit(1)
+
+
+def test_every_worker_killed_at_once_mid_fit_does_not_change_the_result(cluster, moons, tmp_path):
+    """All workers lost in one step (their nannies restart them): the lost shards are computed
+    again on the new workers, and the fit ends as without the loss."""
+    client, _ = cluster
+    X, y = moons
+    client.wait_for_workers(2, timeout=60)  # the cluster's two (a worker killed before may be restarting)
+    workers = len(client.nthreads())
+    calm, crashed = trainer(), trainer()
+    hc = calm.fit(X, y, epochs=6, progress=False, client=client)
+    client.register_plugin(KillEach("tracegrad-sums", 3, str(tmp_path)), name="kill-each")
+    try:
+        hx = within(180, lambda: crashed.fit(X, y, epochs=6, progress=False, client=client))
+    finally:
+        client.unregister_worker_plugin("kill-each")
+    assert len(list(tmp_path.iterdir())) == workers >= 2
+    assert params(crashed).tolist() == params(calm).tolist() and hx == hc
 
 
 def test_a_worker_killed_mid_vmap_does_not_change_the_result(cluster, kill_once):

@@ -56,8 +56,9 @@ class Shards:
     """``X`` and ``y`` (checked by ``check_data``) cut into shards of rows for ``client``'s workers.
 
     ``bounds`` holds the first row of each shard and ``n``; ``submit(fn, *args)`` gives one
-    future of ``fn(*args, X_shard, y_shard, nin)`` per shard, placed where the data is (a
-    dask array's chunk) or spread over the workers (numpy).
+    future of ``fn(*args, X_shard, y_shard, nin)`` per shard, computed where the scheduler puts it
+    (where a dask array's chunk is; numpy shards, one per worker thread, spread over the idle
+    workers).
     """
 
     def __init__(self, X, y, client=None, nin=None):
@@ -69,16 +70,13 @@ class Shards:
             X, y = (a.rechunk((rows,) + (-1,) * (a.ndim - 1)) if is_dask(a) else
                     da.from_array(a, chunks=(rows,) + (-1,) * (a.ndim - 1)) for a in (X, y))
             self._pieces = list(zip(X.to_delayed().ravel(), y.to_delayed().ravel()))
-            self._workers = [None] * len(rows)
         else:
-            threads = [w for w, k in sorted(self.client.nthreads().items()) for _ in range(k)]
-            rows = np.diff(np.linspace(0, self.n, min(len(threads), self.n) + 1).astype(int))
+            threads = sum(self.client.nthreads().values())
+            rows = np.diff(np.linspace(0, self.n, min(threads, self.n) + 1).astype(int))
             cuts = np.cumsum(rows)[:-1]
             self._pieces = list(zip(np.split(X, cuts), np.split(y, cuts)))
-            self._workers = threads
         keep = [i for i, m in enumerate(rows) if m > 0]
         self._pieces = [self._pieces[i] for i in keep]
-        self._workers = [self._workers[i] for i in keep]
         self.bounds = np.concatenate([[0], np.cumsum([rows[i] for i in keep])]).astype(int)
 
     def submit(self, fn, *args):
@@ -86,11 +84,11 @@ class Shards:
         import dask
         from dask.base import tokenize
         futures = []
-        for (x, t), worker in zip(self._pieces, self._workers):
+        for x, t in self._pieces:  # no placement: the scheduler spreads them over idle workers, and
+            # recomputes one lost with every worker (a restriction to a lost worker's address stalls it)
             task = dask.delayed(fn, pure=True)(*args, x, t, self.nin,
                                                dask_key_name=f"tracegrad-shard-{tokenize(fn, args, x, t)}")
-            placed = {} if worker is None else {"workers": [worker], "allow_other_workers": True}
-            futures.append(self.client.compute(task, **placed))
+            futures.append(self.client.compute(task))
         return futures
 
 
