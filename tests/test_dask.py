@@ -228,17 +228,22 @@ def test_a_cluster_without_workers_is_an_error_not_a_hang(moons, monkeypatch):
 
 class KillOnce(distributed.WorkerPlugin):
     """Ends its worker's process (no cleanup, as a crash) when it starts its ``after``-th task whose
-    key holds ``name`` (dask's fused tasks join their names), once in the whole cluster (a file marks
-    it done)."""
+    key holds ``name`` (dask's fused tasks join their names), once in the whole cluster (the file
+    ``marker``, made by one process only, marks it done), or with ``each`` once in every worker (a
+    file per worker name in the folder ``marker``)."""
 
-    def __init__(self, name, after, marker):
-        self.name, self.after, self.marker, self.seen = name, after, marker, 0
+    def __init__(self, name, after, marker, each=False):
+        self.name, self.after, self.marker, self.each, self.seen = name, after, marker, each, 0
+
+    def setup(self, worker):
+        if self.each:
+            self.marker = os.path.join(self.marker, str(worker.name))
 
     def transition(self, key, start, finish, **kwargs):
         if finish == "executing" and self.name in str(key):
             self.seen += 1
             if self.seen == self.after:
-                try:  # made by one process only: two workers at their after-th task at once kill one
+                try:  # two workers at their after-th task at once: one kills itself
                     os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
                 except FileExistsError:
                     return
@@ -289,27 +294,6 @@ def test_a_worker_killed_mid_fit_does_not_change_the_result(cluster, moons, kill
     assert params(crashed).tolist() == params(calm).tolist() and hx == hc  # the same shards, summed alike
 
 
-class KillEach(distributed.WorkerPlugin):
-    """Ends each worker's process once (a file per worker name), at its ``after``-th task whose key
-    holds ``name``: every worker of the cluster lost in the same step."""
-
-    def __init__(self, name, after, folder):
-        self.name, self.after, self.folder, self.seen = name, after, folder, 0
-
-    def setup(self, worker):
-        self.marker = os.path.join(self.folder, str(worker.name))
-
-    def transition(self, key, start, finish, **kwargs):
-        if finish == "executing" and self.name in str(key):
-            self.seen += 1
-            if self.seen == self.after:
-                try:
-                    os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                except FileExistsError:
-                    return
-                os._exit(1)
-
-
 def test_every_worker_killed_at_once_mid_fit_does_not_change_the_result(cluster, moons, tmp_path):
     """All workers lost in one step (their nannies restart them): the lost shards are computed
     again on the new workers, and the fit ends as without the loss."""
@@ -319,7 +303,7 @@ def test_every_worker_killed_at_once_mid_fit_does_not_change_the_result(cluster,
     workers = len(client.nthreads())
     calm, crashed = trainer(), trainer()
     hc = calm.fit(X, y, epochs=6, progress=False, client=client)
-    client.register_plugin(KillEach("tracegrad-sums", 3, str(tmp_path)), name="kill-each")
+    client.register_plugin(KillOnce("tracegrad-sums", 3, str(tmp_path), each=True), name="kill-each")
     try:
         hx = within(180, lambda: crashed.fit(X, y, epochs=6, progress=False, client=client))
     finally:
