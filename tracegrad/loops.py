@@ -18,7 +18,7 @@ Python loop would: straight-line code, best for a handful of steps.
 import math
 
 from .ir import Graph, Region, apply_region, evaluate
-from .pytree import LEAF, flatten, loaded_numpy, unflatten
+from .pytree import flatten, loaded_numpy, unflatten
 from .tracing import _depth, trace_flat
 from .transforms.lower import unroll_graph
 

@@ -130,7 +130,7 @@ class Nodes:
         fn, n_c, width = self.fn, r.n_carry, self.width * rows
 
         def load(k):
-            op, _, position = r.body.nodes[k]
+            position = r.body.nodes[k][2]
             if position == 0:
                 s = fn.cast("sitofp", step, "double")
                 s = s if width == 1 else fn.splat(s, width)

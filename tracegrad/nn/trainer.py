@@ -215,7 +215,7 @@ class Trainer:
         key = (n_features, n_targets, self._width)
         if shards is None and key in self._compiled:
             return self._compiled[key]
-        plan = dense_layers(self.model) if len(self.params) >= DENSE_FROM else None
+        plan = dense_plan(self.model, self.params)
         squares = trace_flat(lambda p: [p * p], [0.0])[0]
         update, P = self._update_graph(), len(self.params)
         if plan is None:  # the traced sample's straight-line kernel
@@ -340,6 +340,13 @@ _FORWARDS = {}
 _lock = threading.Lock()
 
 
+def dense_plan(model, params):
+    """The layers (see ``dense_layers``) of a model of ``params`` that trains and predicts as
+    dense loops, or None: the model is not a plain stack of dense layers, or it has fewer than
+    ``DENSE_FROM`` parameters (the straight-line kernel serves it)."""
+    return dense_layers(model) if len(params) >= DENSE_FROM else None
+
+
 def dense_records(plan):
     """The ``llvm_dense.Dense`` records of the layers ``plan`` (see ``dense_layers``)."""
     from ..backends.llvm_dense import Dense
@@ -393,7 +400,7 @@ def predict(model, X):
         raise ValueError(f"the model takes {nin} features, X has {X.shape[1]} columns")
     params = model.parameters()
     values = np.array([p.data for p in params])
-    plan = dense_layers(model) if len(params) >= DENSE_FROM else None
+    plan = dense_plan(model, params)
     if plan is not None:  # loops over neurons and inputs, as the Trainer's
         out = _dense_predict(plan)(values, X)
         return out[:, 0] if out.shape[1] == 1 else out
