@@ -16,6 +16,7 @@ BENCHMARKS = {  # name -> arguments that keep the slowest peers to a few minutes
     "derivatives": [],
     "loops": ["--unrolled-steps", "500", "--widths", "32,128"],
     "cold_start": [],
+    "dense": [],
 }
 
 
