@@ -261,11 +261,11 @@ def test_two_threads_give_the_results_of_one(long_batch, width, monkeypatch):
     # batches of at least SPLIT samples are summed in two halves added in a fixed order, whether
     # the second half runs on the helper thread or on the calling thread (which takes it where
     # the helper has not claimed it yet)
+    import tracegrad.backends.fit_team as fit_team
     import tracegrad.backends.llvm_loops as loops
     X, y, eager_params, _ = long_batch
     monkeypatch.setattr(loops, "THREAD_WORK", 0)
-    monkeypatch.setattr(loops, "SPLIT", 64)
-    monkeypatch.setattr(loops, "_idle_core", lambda: True)
+    monkeypatch.setattr(fit_team, "idle_core", lambda: True)
     init = loops.BatchLoop.__init__
     runs = {}
     for batch in (300, 100, 70, 40):

@@ -35,7 +35,7 @@ from ..transforms.lower import lower
 from . import llvm
 from .llvm_emit import Nodes
 from .llvm_ir import Module, Value, const, integer, vector
-from .llvm_loops import FIT_PARAMS, _entry, _splat, check_call, lane_column, lane_samples, training_run
+from .llvm_loops import FIT_PARAMS, _entry, _reduce, _splat, check_call, lane_column, lane_samples, training_run
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 BUDGET = 1 << 19  # bytes of one chunk's per-group values (activations, pre-activations, cotangents)
@@ -278,9 +278,10 @@ def dense_loop_source(layers, loss, update, watch=None, width=None):
                 backward(base)
                 by_sample(base)
             weight_sums(fn.binop("udiv", fn.binop("add", count, integer(width - 1)), integer(width)))
-        return [fn.load(t, fn.gep(t, results, k)) for k in range(R)], \
+        return [_reduce(fn, fn.load(t, fn.gep(t, results, k)), width) for k in range(R)], \
             lambda q: fn.load(t, fn.gep("double", grads, q), align=8)
     training_run(fn, update, watch, R, at.padded, width, batch_sums)
+    fn.ret()
     return module.text()
 
 

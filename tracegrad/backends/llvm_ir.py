@@ -154,8 +154,9 @@ class Function:
         text = f"call {ret} @{callee}({', '.join(map(str, args))})"
         return self.emit(text) if ret == "void" else self.emit(text, ret, name)
 
-    def alloca(self, type, name=None):
-        return self.emit(f"alloca {type}", "ptr", name)
+    def alloca(self, type, name=None, align=None):
+        """Stack space for a ``type``, at a multiple of ``align`` bytes if given."""
+        return self.emit(f"alloca {type}" + (f", align {align}" if align else ""), "ptr", name)
 
     def gep(self, type, base, index, name=None):
         """The address of element ``index`` (an ``i64`` Value or int) of ``type`` after ``base``."""
@@ -186,17 +187,20 @@ class Function:
                          "{ i64, i1 }", name)
         return self.emit(f"extractvalue {pair}, 1", "i1")
 
-    def wait(self, pointer, value, equal=True, spins=4096, relax=None, give_way=None):
+    def wait(self, pointer, value, equal=True, spins=4096, relax=None, give_way=None, limit=None):
         """Spin until the ``i64`` at ``pointer`` (read with acquire) equals ``value`` (or, if not
         ``equal``, differs from it): ``spins`` rounds calling ``relax`` (a pause hint; None: none),
-        then each round calling ``give_way`` (a ``i32 ()`` function such as ``sched_yield``)."""
+        then each round calling ``give_way`` (a ``i32 ()`` function such as ``sched_yield``).
+        With a ``limit``, give up after that many rounds in all. Returns an ``i1``: whether the
+        value came (always true without a limit)."""
         head, check, pause, busy, done = (self.fresh(n) for n in ("wait", "wait.check", "wait.pause", "wait.busy",
                                                                  "wait.done"))
-        counter, following = self.fresh("wait.n"), self.fresh("wait.next")
+        counter, following, came = self.fresh("wait.n"), self.fresh("wait.next"), self.fresh("wait.came")
+        yielding = self.fresh("wait.yield") if limit is not None else busy
         before = self.block
         self.branch(head)
         self.label(head)
-        self.lines.append(f"  {counter} = phi i64 [ 0, {before} ], [ {following}, {pause} ], [ {following}, {busy} ]")
+        self.lines.append(f"  {counter} = phi i64 [ 0, {before} ], [ {following}, {pause} ], [ {following}, {yielding} ]")
         ready = self.icmp("eq" if equal else "ne", self.load_acquire("i64", pointer), value)
         self.branch(done, ready, check)
         self.label(check)
@@ -207,10 +211,16 @@ class Function:
             self.call(relax, "void", [])
         self.branch(head)
         self.label(busy)
+        if limit is not None:
+            self.branch(yielding, self.icmp("slt", Value(counter, "i64"), integer(limit)), done)
+            self.label(yielding)
         if give_way is not None:
             self.call(give_way, "i32", [])
         self.branch(head)
         self.label(done)
+        gave_up = f", [ false, {busy} ]" if limit is not None else ""
+        self.lines.append(f"  {came} = phi i1 [ true, {head} ]{gave_up}")
+        return Value(came, "i1")
 
     def extract(self, vec, lane, name=None):
         return self.emit(f"extractelement {vec}, i64 {lane}", vec.type.rsplit(" x ", 1)[1][:-1], name)

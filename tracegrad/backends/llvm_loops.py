@@ -13,10 +13,11 @@ spilled. The driver function loops over epochs, minibatches and chunks of groups
 each parameter's lanes with a shuffle tree, ``W`` parameters at a time, and runs the
 update graph inline. One call runs many epochs; no Python runs between steps.
 
-A batch of ``SPLIT`` samples or more is summed in two halves (``@part`` each), added in
-a fixed order. With a second core free and enough work in the call, a helper thread
-(``@helper``) takes the second half when it claims it first; the calling thread takes it
-otherwise, so the results never depend on the threads or their timing.
+A batch of ``SPLIT`` samples or more is summed in two halves (``@part`` each, reduced to
+doubles), added in a fixed order. With a second core free, enough work in the call and
+calls measured faster so, the process's helper thread (``fit_team``, running this
+loop's ``@helper``) takes the second half when it claims it first; the calling thread
+takes it otherwise, so the results never depend on the threads or their timing.
 
 >>> import tracegrad as tg
 >>> text = batch_loop_source(tg.trace(lambda p, x, t: [(p * x - t) ** 2, 2 * (p * x - t) * x], 1.0, 1.0, 1.0),
@@ -28,13 +29,14 @@ True
 import ctypes
 import functools
 import hashlib
-import os
-import threading
+import time
 
 import numpy as np
 
 from ..transforms.lower import lower
 from . import cached, elf, llvm
+from .fit_team import (CLAIM, DATA, DONE, HELD, HI, LEFT, LO, N, OUT, PARAMS, PATIENT, POSTED, SECOND, STATE,
+                       VISIT, WAITING, Pace, cores)
 from .host import host
 from .llvm_emit import Nodes
 from .llvm_ir import Module, Value, const, integer, vector
@@ -224,45 +226,97 @@ def _part(module, pairs, slot_of, stored, C, width):
     fn.ret()
 
 
-# The team of a two-thread fit: i64 slots; the helper thread's posted work and its answer on
-# cache lines of their own. A batch of at least SPLIT samples is summed in two halves.
-_POSTED, _VISIT, _LO, _HI, _ACC, _PATIENT, _SPLATS, _DONE, _CLAIM, _TEAM_SLOTS = 0, 1, 2, 3, 4, 5, 6, 8, 16, 24
-SPLIT = 256  # measured: below this the two threads' exchanges cost what the second core gains
+SPLIT = 64  # measured: below this the two threads' exchanges cost what the second core gains
+THREAD_WORK = 2_000  # samples a call must visit to use the helper thread (waking it costs ~0.02 ms)
+LINGER = 20_000  # rounds of waiting (~1 ms) after which an idle helper leaves, when no fit holds it
 _GIVE_WAY = "sched_yield"
 
 
-def _helper(module, n_stored, C, width):
-    """Define ``void @helper(ptr team, ptr params, ptr data, i64 n)``, the second thread of a fit:
-    it waits for ``fit`` to post a batch's second half (a number above the last one seen in
-    ``team[0]``), claims it (``team[_CLAIM]`` from the number before to this one; ``fit``,
-    done with its own half, claims it too, and whoever is first sums it), sums it with
-    ``@part`` into the posted ``acc``, then answers with the number in ``team[_DONE]``. A
-    negative number ends it. Its buffers are on its own stack."""
+def _broadcast(fn, params, splats, padded, width):
+    """Store each of the ``padded`` parameters in every lane of ``splats`` (one vector each)."""
+    with fn.loop(padded, name="sp") as q:
+        fn.store(fn.splat(fn.load("double", fn.gep("double", params, q)), width), fn.gep(vector(width), splats, q))
+
+
+def _half(module, R, padded, width):
+    """Define ``void @half(params, data, visit, n, lo, hi, out, acc, buf, kin)``: the sums of a
+    batch's second half (``@part`` into the vectors ``acc``), each reduced to a double in
+    ``out``, as ``fit`` reduces the first half's: the ``R`` results lane after lane, the
+    parameters with ``_lane_sums``, ``width`` at a time. What crosses to the other core is
+    then ``R + padded`` doubles, not vectors (cache lines cost more than the reduction)."""
     t = vector(width)
-    fn = module.function("helper", "void", [("ptr", "team"), ("ptr", "params"), ("ptr", "data"), ("i64", "n")])
-    team, _, data, n = fn.params  # the parameters, broadcast, come with each posted half
+    fn = module.function("half", "void", [("ptr", "params"), ("ptr", "data"), ("ptr", "visit"), ("i64", "n"),
+                                          ("i64", "lo"), ("i64", "hi"), ("ptr", "out"), ("ptr", "acc"),
+                                          ("ptr", "buf"), ("ptr", "kin")], internal=True)
+    params, data, visit, n, lo, hi, out, acc, buf, kin = fn.params
+    fn.call("part", "void", [params, data, visit, n, lo, hi, acc, buf, kin], declare=False)
+    for k in range(R):
+        fn.store(_reduce(fn, fn.load(t, fn.gep(t, acc, k)), width), fn.gep("double", out, k))
+    with fn.loop(padded, step=width, name="red") as q:
+        first = fn.binop("add", q, integer(R))
+        sums = _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j)))) for j in range(width)],
+                          width)
+        fn.store(sums, fn.gep("double", out, first), align=8)
+    fn.ret()
+
+
+def _helper(module, R, P, padded, n_stored, C, width, splatted):
+    """Define ``void @helper(ptr team)``, the second thread of this loop's fits: it waits for a
+    fit to post a batch's second half (a number above the last one seen in ``team[0]``),
+    claims it (``team[CLAIM]`` from the number before to this one; the fit, done with its own
+    half, claims it too, and whoever is first sums it), sums it with ``@half`` into the posted
+    ``out``, then answers with the number in ``team[DONE]``. It reads the posted arrays only
+    between a post and its answer (the parameters broadcast into its own ``splats`` where the
+    kernel takes them so), and waits for the next post across fits, so that back-to-back
+    fits find it awake; it leaves (``team[STATE]``) after ``LINGER`` rounds with no post
+    while no fit holds it, or at a negative post. Its buffers are on its own stack."""
+    t = vector(width)
+    fn = module.function("helper", "void", [("ptr", "team")])
+    team, = fn.params
     relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
     kin, buf = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{GROUPS * n_stored} x {t}]", "buf")
+    acc = fn.alloca(f"[{R + padded} x {t}]", "acc")
+    splats = fn.alloca(f"[{padded} x {t}]", "splats") if splatted else None
+    _zero_padding(fn, acc, R + P, R + padded, width)
     seen = fn.alloca("i64", "seen")
     fn.store(integer(0), seen)
-    serve, work, done = fn.fresh("serve"), fn.fresh("work"), fn.fresh("done")
-    fn.branch(serve)
+    state = fn.gep("i64", team, STATE)
+    serve, idle, got, work, leave, gone = (fn.fresh(k) for k in ("serve", "idle", "got", "work", "leave", "gone"))
+    fn.branch(serve, fn.claim(state, integer(0), integer(WAITING)), gone)
     fn.label(serve)
-    fn.wait(team, fn.load("i64", seen), equal=False, relax=relax, give_way=_give_way())
+    came = fn.wait(team, fn.load("i64", seen), equal=False, relax=relax, give_way=_give_way(), limit=LINGER)
+    fn.branch(got, came, idle)
+    fn.label(idle)  # no post for a while: leave, unless a fit holds the helper
+    fn.branch(gone, fn.claim(state, integer(WAITING), integer(LEFT)), serve)
+    fn.label(got)
     posted = fn.load_acquire("i64", team)
-    fn.branch(done, fn.icmp("slt", posted, integer(0)), work)
+    fn.branch(leave, fn.icmp("slt", posted, integer(0)), work)
     fn.label(work)
     fn.store(posted, seen)
     run = fn.fresh("run")
-    fn.branch(run, fn.claim(fn.gep("i64", team, _CLAIM), fn.binop("sub", posted, integer(1)), posted), serve)
+    fn.branch(run, fn.claim(fn.gep("i64", team, CLAIM), fn.binop("sub", posted, integer(1)), posted), serve)
     fn.label(run)
-    slot = [fn.load("i64", fn.gep("i64", team, k)) for k in (_VISIT, _LO, _HI, _ACC, _SPLATS)]
-    visit, acc, splats = (fn.cast("inttoptr", slot[k], "ptr") for k in (0, 3, 4))
-    fn.call("part", "void", [splats, data, visit, n, slot[1], slot[2], acc, buf, kin], declare=False)
-    fn.store_release(posted, fn.gep("i64", team, _DONE))
+    visit, out, params, data = (fn.cast("inttoptr", fn.load("i64", fn.gep("i64", team, k)), "ptr")
+                                for k in (VISIT, OUT, PARAMS, DATA))
+    lo, hi, n = (fn.load("i64", fn.gep("i64", team, k)) for k in (LO, HI, N))
+    if splatted:
+        _broadcast(fn, params, splats, padded, width)
+    fn.call("half", "void", [splats if splatted else params, data, visit, n, lo, hi, out, acc, buf, kin],
+            declare=False)
+    fn.store_release(posted, fn.gep("i64", team, DONE))
     fn.branch(serve)
-    fn.label(done)
+    fn.label(leave)
+    fn.store_release(integer(LEFT), state)
+    fn.branch(gone)
+    fn.label(gone)
     fn.ret()
+
+
+def _zero_padding(fn, acc, first, end, width):
+    """Zero the vectors ``acc[first:end]``: the sums of the padding parameters, which the kernel
+    never adds to."""
+    for i in range(first, end):
+        fn.store(const(0.0, width), fn.gep(vector(width), acc, i))
 
 
 def lane_samples(fn, visit, first, end, width):
@@ -296,9 +350,10 @@ def training_run(fn, update, watch, R, padded, width, batch_sums):
     At an epoch's start its row of ``hist`` is zeroed and the ``watch`` graph's sums over the
     parameters stored; for each batch, ``batch_sums(start, m, visit)`` (its first sample, its
     size, the epoch's order) emits the sums over its samples and returns ``(results,
-    total)``: the ``R`` per-sample results' sums (vectors whose lanes are added here into
-    the epoch's row) and ``total(q)``, the vector of the sums of parameters ``q ...`` for
+    total)``: the ``R`` per-sample results' sums (doubles, added here into the epoch's row)
+    and ``total(q)``, the vector of the sums of parameters ``q ...`` for
     ``update_parameters``. The step number counts the batches across calls from ``step0``.
+    The caller ends ``fn``.
     """
     params, state, _, order, ostride, n, batch, epochs, lr, step0, hist = fn.params[:len(FIT_PARAMS)]
     W = 0 if watch is None else len(watch.outputs)
@@ -317,13 +372,12 @@ def training_run(fn, update, watch, R, padded, width, batch_sums):
             m = fn.select(fn.icmp("slt", rest, batch), rest, batch, name="m")
             results, total = batch_sums(start, m, visit)
             for pointer, value in zip(h[:R], results):  # the epoch's sums of the per-sample results
-                fn.store(fn.binop("fadd", fn.load("double", pointer), _reduce(fn, value, width)), pointer)
+                fn.store(fn.binop("fadd", fn.load("double", pointer), value), pointer)
             k = fn.load("i64", step)
             t_step = fn.cast("sitofp", fn.binop("add", fn.binop("add", k, step0), integer(1)), "double")
             update_parameters(fn, update, params, state, padded, width, total,
                               fn.load("double", fn.gep("double", lr, k)), t_step, fn.cast("sitofp", m, "double"))
             fn.store(fn.binop("add", k, integer(1)), step)
-    fn.ret()
 
 
 def update_parameters(fn, update, params, state, padded, width, total, rate, step, count):
@@ -379,61 +433,76 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
     splatted = width > 1 and "avx512f" not in host().flags
     sample_kernel(module, lowered, P, width, stored, splats=splatted)
     _part(module, pairs, slot_of, stored, C, width)
-    _helper(module, len(stored), C, width)
+    _half(module, R, padded, width)
+    _helper(module, R, P, padded, len(stored), C, width, splatted)
     fn = module.function("fit", "void", FIT_PARAMS + [("ptr", "team")])
     params, _, data, _, _, n, *_, team = fn.params
     kin, acc = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{R + padded} x {t}]", "acc")
     buf = fn.alloca(f"[{GROUPS * len(stored)} x {t}]", "buf")
-    other = fn.alloca(f"[{max(R + P, 1)} x {t}]", "other")  # the sums of a batch's second half
+    second = fn.alloca(f"[{R + padded} x {t}]", "second")  # a batch's second half, summed on this thread
+    # its sums, reduced (from either thread): on cache lines of their own, as the helper writes them
+    other = fn.alloca(f"[{-(-(R + padded) // 16) * 16} x double]", "other", align=128)
     splats = fn.alloca(f"[{padded} x {t}]", "splats") if splatted else params
     relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
-    zero = const(0.0, width)
-    for i in range(R + P, R + padded):  # the padding parameters get a zero gradient
-        fn.store(zero, fn.gep(t, acc, i))
+    for vectors in (acc, second):
+        _zero_padding(fn, vectors, R + P, R + padded, width)
+    held = fn.alloca("i1", "held")  # whether this call holds the helper (it then stays till the end)
+    fn.store(Value("false", "i1"), held)
+    state = fn.gep("i64", team, STATE)
+    with fn.when(fn.binop("and", fn.icmp("ne", team, Value("null", "ptr")),
+                          fn.icmp("ne", fn.load("i64", fn.gep("i64", team, PATIENT)), integer(0)))):
+        fn.wait(state, integer(0), equal=False, relax=relax, give_way=_give_way())  # a patient fit: till it starts
 
     def batch_sums(start, m, visit):
         samples = fn.gep("i64", visit, start, name="visit")
         if splatted:  # the parameters in every lane, for this batch
-            with fn.loop(padded, name="sp") as q:
-                fn.store(fn.splat(fn.load("double", fn.gep("double", params, q)), width), fn.gep(t, splats, q))
+            _broadcast(fn, params, splats, padded, width)
         split = fn.icmp("sge", m, integer(SPLIT))
         with fn.when(fn.icmp("slt", m, integer(SPLIT))):
             fn.call("part", "void", [splats, data, samples, n, integer(0), m, acc, buf, kin], declare=False)
-        with fn.when(split):  # two halves, each summed in order, then added: on one thread or two
+        with fn.when(split):  # two halves, each summed in order and reduced, then added: on one thread or two
             groups = fn.binop("udiv", fn.binop("add", m, integer(width - 1)), integer(width))
             half = fn.binop("mul", fn.binop("udiv", fn.binop("add", groups, integer(1)), integer(2)), integer(width))
-            alone = fn.icmp("eq", team, Value("null", "ptr"))
-            with fn.when(alone):
+            second_half = [splats, data, samples, n, half, m, other, second, buf, kin]
+            with fn.when(fn.icmp("eq", team, Value("null", "ptr"))):
                 fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
-                fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin], declare=False)
+                fn.call("half", "void", second_half, declare=False)
             with fn.when(fn.icmp("ne", team, Value("null", "ptr"))):
+                with fn.when(fn.binop("xor", fn.load("i1", held), Value("true", "i1"))):  # hold the helper, once it waits
+                    fn.store(fn.claim(state, integer(WAITING), integer(HELD)), held)
                 posted = fn.binop("add", fn.load("i64", team), integer(1))
-                for slot, value in ((_VISIT, fn.cast("ptrtoint", samples, "i64")), (_LO, half), (_HI, m),
-                                    (_ACC, fn.cast("ptrtoint", other, "i64")),
-                                    (_SPLATS, fn.cast("ptrtoint", splats, "i64"))):
+                for slot, value in ((VISIT, fn.cast("ptrtoint", samples, "i64")), (LO, half), (HI, m),
+                                    (OUT, fn.cast("ptrtoint", other, "i64")),
+                                    (PARAMS, fn.cast("ptrtoint", params, "i64")),
+                                    (DATA, fn.cast("ptrtoint", data, "i64")), (N, n)):
                     fn.store(value, fn.gep("i64", team, slot))
                 fn.store_release(posted, team)
                 fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
                 # the second half: ours if the helper has not claimed it yet (it may not be running),
-                # unless the team says to leave it to the helper (tests of the helper's path)
-                patient = fn.icmp("ne", fn.load("i64", fn.gep("i64", team, _PATIENT)), integer(0))
+                # unless the team says to leave it to a held helper (tests of the helper's path)
+                patient = fn.binop("and", fn.load("i1", held),
+                                   fn.icmp("ne", fn.load("i64", fn.gep("i64", team, PATIENT)), integer(0)))
                 with fn.when(fn.binop("xor", patient, Value("true", "i1"))):
-                    mine = fn.claim(fn.gep("i64", team, _CLAIM), fn.binop("sub", posted, integer(1)), posted)
+                    mine = fn.claim(fn.gep("i64", team, CLAIM), fn.binop("sub", posted, integer(1)), posted)
                     with fn.when(mine):
-                        fn.call("part", "void", [splats, data, samples, n, half, m, other, buf, kin],
-                                declare=False)
-                        fn.store(posted, fn.gep("i64", team, _DONE))
-                fn.wait(fn.gep("i64", team, _DONE), posted, relax=relax, give_way=_give_way())
-            with fn.loop(R + P, name="cmb") as k:
-                pointer = fn.gep(t, acc, k)
-                fn.store(fn.binop("fadd", fn.load(t, pointer), fn.load(t, fn.gep(t, other, k))), pointer)
+                        fn.call("half", "void", second_half, declare=False)
+                        fn.store(posted, fn.gep("i64", team, DONE))
+                fn.wait(fn.gep("i64", team, DONE), posted, relax=relax, give_way=_give_way())
+
+        def plus_second(first, pointer, type_):  # a split batch's sum: first half + second half
+            return fn.select(split, fn.binop("fadd", first, fn.load(type_, pointer, align=8)), first)
 
         def total(q):
             first = fn.binop("add", q, integer(R))
-            return _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j))))
+            sums = _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j))))
                                    for j in range(width)], width)
-        return [fn.load(t, fn.gep(t, acc, k)) for k in range(R)], total
+            return plus_second(sums, fn.gep("double", other, first), t)
+        return [plus_second(_reduce(fn, fn.load(t, fn.gep(t, acc, k)), width), fn.gep("double", other, k), "double")
+                for k in range(R)], total
     training_run(fn, update, watch, R, padded, width, batch_sums)
+    with fn.when(fn.load("i1", held)):  # let the helper go: it waits a while for the next fit, then leaves
+        fn.store_release(integer(WAITING), state)
+    fn.ret()
     return module.text()
 
 
@@ -461,68 +530,35 @@ class BatchLoop:
         self.width = llvm.lanes() if width is None else width
         self.padded = -(-n_params // self.width) * self.width
         self.columns = len(sample.outputs) - n_params + (0 if watch is None else len(watch.outputs))
-        self.threads = _cores() if threads is None else threads
+        self.threads = cores() if threads is None else threads
         self._split = SPLIT  # as compiled into the source
         self._patient = False  # True: the helper sums every second half (tests)
+        self._pace = Pace()
         self.source = batch_loop_source(sample, update, n_params, watch, self.width)
         self._engine, self._fn = _entry(self.source, "fit", level, passes=True, argtypes=[
             _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR], scheduler=False)
-        self._helper = ctypes.CFUNCTYPE(None, _PTR, _PTR, _PTR, _I64)(self._engine.get_function_address("helper"))
+        self._helper = ctypes.CFUNCTYPE(None, _PTR)(self._engine.get_function_address("helper"))
 
     def __call__(self, params, state, data, order, ostride, batch, epochs, lr, step0, hist):
         n = check_call(self, params, state, data, order, ostride, batch, epochs, lr, hist)
         # Batches of SPLIT samples or more are summed in two halves, added in a fixed order; with
-        # two threads (enough work to pay for starting one) the second half runs on the helper.
-        # The results are the same either way.
-        team = helper = None
-        if self.threads > 1 and min(batch, n) >= self._split and epochs * n >= THREAD_WORK and _idle_core():
-            team = np.zeros(_TEAM_SLOTS, dtype=np.int64)
-            team[_PATIENT] = self._patient
-            # the thread holds what its code reads (this loop's code, the team, params, data) until it ends
-            helper = threading.Thread(target=_serve, args=(self, team, params, data, n), daemon=True)
-            try:
-                helper.start()
-            except RuntimeError:  # no thread to be had: the calling thread sums both halves
-                team = helper = None
+        # two threads (enough work to pay for waking the helper, and calls with the helper
+        # measured faster than calls without) the second half runs on it. The results are the
+        # same either way.
+        team, paced = None, self.threads > 1 and min(batch, n) >= self._split and epochs * n >= THREAD_WORK
+        if paced and (self._patient or self._pace.helper()):
+            team = SECOND.take(self)
+        start = time.perf_counter()
         try:
+            if team is not None:
+                team[PATIENT] = self._patient
             self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
                      batch, epochs, lr.ctypes.data, step0, hist.ctypes.data, None if team is None else team.ctypes.data)
         finally:
-            if helper is not None:
-                team[_POSTED] = -1  # the helper is idle (each posted half was waited for): it ends
-                interrupted = None
-                while helper.is_alive():  # a Ctrl-C during the join waits for it, then goes on
-                    try:
-                        helper.join()
-                    except KeyboardInterrupt as e:
-                        interrupted = e
-                if interrupted is not None:
-                    raise interrupted
-
-
-def _serve(loop, team, params, data, n):
-    """The helper thread of ``loop``'s call (see ``BatchLoop.__call__``)."""
-    loop._helper(team.ctypes.data, params.ctypes.data, data.ctypes.data, n)
-
-
-THREAD_WORK = 20_000  # samples a call must visit to use a second thread (starting it costs ~0.1 ms)
-
-
-def _cores():
-    """The cores this process may run on (2 at most are used)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _idle_core():
-    """Whether another core looks free (load average below the cores less one): a helper that
-    waits for a core of its own, on a busy machine, stalls the fit far more than it saves."""
-    try:
-        return os.getloadavg()[0] <= _cores() - 1
-    except (AttributeError, OSError):
-        return False
+            if team is not None:
+                SECOND.release()
+        if paced:
+            self._pace.record(team is not None, (time.perf_counter() - start) / (epochs * n))
 
 
 @functools.lru_cache(maxsize=None)
