@@ -228,7 +228,7 @@ def _part(module, pairs, slot_of, stored, C, width):
 
 SPLIT = 64  # measured: below this the two threads' exchanges cost what the second core gains
 THREAD_WORK = 2_000  # samples a call must visit to use the helper thread (waking it costs ~0.02 ms)
-LINGER = 20_000  # rounds of waiting (~1 ms) after which an idle helper leaves, when no fit holds it
+LINGER = 20_000  # rounds of waiting (~9 ms measured) after which an idle helper leaves, when no fit holds it
 _GIVE_WAY = "sched_yield"
 
 
