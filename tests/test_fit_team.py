@@ -159,3 +159,18 @@ def test_a_call_with_the_helper_is_timed_as_such(data, helped, monkeypatch):
     fit(trainer, model, data)
     fit(trainer, model, data)
     assert recorded == [True, helped]  # the helper first, then alone (both measured); a patient fit: the helper
+
+
+def test_an_interrupt_while_taking_the_helper_leaves_it_free(data, helped, monkeypatch):
+    settle()
+
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fit_team, "idle_core", interrupted)
+    model, trainer = make(13)
+    with pytest.raises(KeyboardInterrupt):
+        fit(trainer, model, data)
+    assert SECOND._taken.acquire(blocking=False)  # nobody holds the thread
+    SECOND.release()
+    monkeypatch.setattr(fit_team, "idle_core", lambda: True)
+    assert [fit(trainer, model, data)] == alone(data, (13,), calls=1)[13]  # the interrupted fit ran no epoch

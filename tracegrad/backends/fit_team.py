@@ -6,8 +6,9 @@ the helper claims it, sums it and answers, or the fit takes it back if the helpe
 claimed it yet; ``llvm_loops`` emits both sides. The posted work (the half, the arrays it
 reads), the answer, the claim and the helper's state sit on cache lines of their own.
 
->>> SECOND.take(None) is None  # no loop, no job: the fit runs alone
-True
+>>> team = aligned_zeros(TEAM_SLOTS)  # the slots, on whole pairs of cache lines
+>>> team.ctypes.data % 128, int(team[POSTED]), int(team[STATE])
+(0, 0, 0)
 """
 import os
 import queue
@@ -53,14 +54,25 @@ class SecondThread:
         After a team, call ``release`` when the call has returned."""
         if not self._taken.acquire(blocking=False):
             return None
+        try:
+            team = self._job_for(loop)
+        except BaseException:  # a Ctrl-C while waiting: the thread stays free for the next fit
+            self._taken.release()
+            raise
+        if team is None:
+            self._taken.release()
+        return team
+
+    def _job_for(self, loop):
+        """The team of a job of ``loop``'s (the waiting one, or a new one), or None."""
         if not self._idle.is_set():
             if self._loop is loop and self._team[STATE] != LEFT and not loop._patient:
                 return self._team  # its helper waits (or is about to start): the fit holds it
             self._team[POSTED] = -1  # no fit runs: a waiting helper sees this and leaves
             if not self._idle.wait(0.01):
-                return self.release()
-        if loop is None or not idle_core() or not self._start():
-            return self.release()
+                return None
+        if not idle_core() or not self._start():
+            return None
         self._team[:] = 0
         self._loop = loop
         self._idle.clear()

@@ -546,12 +546,12 @@ class BatchLoop:
         # measured faster than calls without) the second half runs on it. The results are the
         # same either way.
         team, paced = None, self.threads > 1 and min(batch, n) >= self._split and epochs * n >= THREAD_WORK
-        if paced and (self._patient or self._pace.helper()):
-            team = SECOND.take(self)
-        start = time.perf_counter()
         try:
+            if paced and (self._patient or self._pace.helper()):
+                team = SECOND.take(self)
             if team is not None:
                 team[PATIENT] = self._patient
+            start = time.perf_counter()
             self._fn(params.ctypes.data, state.ctypes.data, data.ctypes.data, order.ctypes.data, ostride, n,
                      batch, epochs, lr.ctypes.data, step0, hist.ctypes.data, None if team is None else team.ctypes.data)
         finally:
