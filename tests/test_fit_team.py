@@ -137,17 +137,20 @@ def test_a_forked_child_starts_its_own_helper(data, helped):
     assert answer == b"1"
 
 
-def test_the_pace_tries_the_slower_way_now_and_then():
-    pace = Pace()
-    assert pace.helper() is True  # nothing measured: the helper first
-    pace.record(True, 3e-8)
-    assert pace.helper() is False  # then alone
-    pace.record(False, 1e-8)
+def test_the_pace_tries_both_ways_then_the_faster_and_the_slower_now_and_then():
+    pace, keep = Pace(), Pace.KEEP
+    turns = []
+    for _ in range(2 * keep):  # each way in turn, the helper first
+        turns.append(pace.helper())
+        pace.record(turns[-1], 3e-8 if turns[-1] else 1e-8)
+    assert turns == [True, False] * keep
     choices = [pace.helper() for _ in range(4 * Pace.EXPLORE)]
     assert choices.count(True) == 4  # alone is faster: the helper once every EXPLORE calls
-    for _ in range(20):  # the helper turns faster: the averages follow
+    for _ in range(keep // 2 + 1):  # the helper turns faster: a majority of the last calls says so
         pace.record(True, 0.5e-8)
     assert [pace.helper() for _ in range(Pace.EXPLORE)].count(True) == Pace.EXPLORE - 1
+    pace.record(True, 9e-8)  # one slow call does not turn the choice
+    assert pace.helper()
 
 
 def test_a_call_with_the_helper_is_timed_as_such(data, helped, monkeypatch):
@@ -174,3 +177,18 @@ def test_an_interrupt_while_taking_the_helper_leaves_it_free(data, helped, monke
     SECOND.release()
     monkeypatch.setattr(fit_team, "idle_core", lambda: True)
     assert [fit(trainer, model, data)] == alone(data, (13,), calls=1)[13]  # the interrupted fit ran no epoch
+
+
+def test_a_core_counts_as_free_unless_other_processes_keep_it_busy():
+    cpus = os.cpu_count() or 1
+    # (wall clock, seconds every CPU was busy, seconds this process ran) at each look
+    samples = {0.0: (0.0, 0.0, 0.0), 0.2: (0.2, 0.4, 0.4), 0.4: (0.4, 0.4 + 0.2 * cpus, 0.4),
+               0.6: (0.6, 0.4 + 0.4 * cpus, 0.5)}
+    other_work = fit_team._OtherWork(clock=iter([0.0, 0.05, 0.2, 0.4, 0.45, 0.6]).__next__,
+                                     sample=lambda now: samples[now])
+    assert other_work.free()  # nothing measured yet: free
+    assert other_work.free()  # 0.05 s later: the same answer
+    assert other_work.free()  # all the busy time was this process's own (its helper spinning)
+    assert not other_work.free()  # other processes kept every CPU busy
+    assert not other_work.free()  # within the interval: the same answer
+    assert not other_work.free()  # still busy, with this process running too

@@ -10,6 +10,7 @@ reads), the answer, the claim and the helper's state sit on cache lines of their
 >>> team.ctypes.data % 128, int(team[POSTED]), int(team[STATE])
 (0, 0, 0)
 """
+import collections
 import os
 import queue
 import threading
@@ -106,38 +107,40 @@ class SecondThread:
 
 
 class Pace:
-    """A loop's seconds per sample alone and with the helper (moving averages), and the choice
-    between them: the faster, with the other tried again every ``EXPLORE``-th call. The second
-    core may not pay on every machine, or at every moment: a hyperthread of the same core, a
-    virtual machine's host busy elsewhere. The results are the same either way.
+    """A loop's seconds per sample alone and with the helper (the median of the last ``KEEP``
+    calls each way), and the choice between them: each way in turn until both have been
+    measured ``KEEP`` times (the helper's first call also starts it), then the faster, with
+    the other tried again every ``EXPLORE``-th call. The second core may not pay on every
+    machine, or at every moment: a hyperthread of the same core, a virtual machine's host
+    busy elsewhere. The results are the same either way.
 
     >>> pace = Pace()
-    >>> pace.helper()  # nothing measured yet: try the helper
-    True
-    >>> pace.record(True, 2e-8); pace.record(False, 1e-8)
-    >>> pace.helper()  # alone was faster
+    >>> for seconds in (3e-8, 2e-8, 2e-8):  # with the helper
+    ...     pace.record(True, seconds)
+    >>> for seconds in (1e-8, 1e-8, 1e-8):  # alone
+    ...     pace.record(False, seconds)
+    >>> pace.helper()  # alone is faster
     False
     """
 
-    EXPLORE = 16
+    EXPLORE, KEEP = 16, 3
 
     def __init__(self):
-        self._seconds = {True: None, False: None}
+        self._seconds = {True: collections.deque(maxlen=self.KEEP), False: collections.deque(maxlen=self.KEEP)}
         self._calls = 0
 
     def helper(self):
         """Whether the next call should use the helper."""
         self._calls += 1
         helper, alone = self._seconds[True], self._seconds[False]
-        if helper is None or alone is None:
-            return alone is not None or helper is None
-        faster = helper <= alone
+        if len(helper) < self.KEEP or len(alone) < self.KEEP:
+            return len(helper) <= len(alone)
+        faster = sorted(helper)[self.KEEP // 2] <= sorted(alone)[self.KEEP // 2]
         return faster != (self._calls % self.EXPLORE == 0)
 
     def record(self, helper, seconds):
         """Note a call's seconds per sample, with the helper or alone."""
-        old = self._seconds[helper]
-        self._seconds[helper] = seconds if old is None else old + (seconds - old) / 4
+        self._seconds[helper].append(seconds)
 
 
 def aligned_zeros(n, line=128):
@@ -164,24 +167,24 @@ class _OtherWork:
     """Whether other processes leave a core free, measured over the last ``INTERVAL`` seconds or
     more: the machine's busy time (``/proc/stat``) less this process's own (``os.times``), per
     second of wall clock. This process's own threads (the helper spinning) never count
-    against it, as they would in the load average. Where ``/proc/stat`` is missing, the
-    load average stands in."""
+    against it, as they do in the load average. Until a first interval has passed, a core is
+    taken to be free (each loop's pace then finds out what the helper is worth); where
+    ``/proc/stat`` is missing, the load average stands in."""
 
     INTERVAL = 0.1
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic, sample=None):
+        self._clock, self._sample = clock, sample or _busy_seconds
         self._last, self._free = None, True
 
     def free(self):
-        now = time.monotonic()
+        now = self._clock()
         if self._last is not None and now - self._last[0] < self.INTERVAL:
             return self._free
-        sample = _busy_seconds(now)
+        sample = self._sample(now)
         if sample is None:
             return _load_average_free()
-        if self._last is None:
-            self._free = _load_average_free()
-        else:
+        if self._last is not None:
             wall, busy, own = (a - b for a, b in zip(sample, self._last))
             self._free = (busy - own) / wall <= (os.cpu_count() or 1) - 1.5
         self._last = sample
