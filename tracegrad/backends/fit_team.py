@@ -31,9 +31,9 @@ class SecondThread:
     A job is a loop's ``@helper``: it serves that loop's fits, one after another, while they
     come within its lingering time of each other, then leaves; a fit of another loop asks
     it to leave and queues its own. A fit that finds the thread taken (by a fit on another
-    thread) runs alone, with the same results. Nothing waits for the helper: a fit posts its
-    halves and takes any the helper has not claimed (it may wake late: an idle core of a
-    virtual machine can take 0.1 ms). A thread per ``BatchLoop`` would be one per Trainer
+    thread) runs alone, with the same results. A fit never waits for a helper that has not
+    started on its half: it posts its halves and takes any the helper has not claimed (it
+    may wake late: an idle core of a virtual machine can take 0.1 ms). A thread per ``BatchLoop`` would be one per Trainer
     ever made; a thread per call costs ~0.1 ms to start, a microsecond a step of a moons fit.
     """
 
