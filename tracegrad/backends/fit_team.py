@@ -33,8 +33,9 @@ class SecondThread:
     it to leave and queues its own. A fit that finds the thread taken (by a fit on another
     thread) runs alone, with the same results. A fit never waits for a helper that has not
     started on its half: it posts its halves and takes any the helper has not claimed (it
-    may wake late: an idle core of a virtual machine can take 0.1 ms). A thread per ``BatchLoop`` would be one per Trainer
-    ever made; a thread per call costs ~0.1 ms to start, a microsecond a step of a moons fit.
+    may wake late: an idle core of a virtual machine can take 0.1 ms). A thread per
+    ``BatchLoop`` would be one per Trainer ever made; a thread per call costs ~0.1 ms to
+    start, a microsecond a step of a moons fit.
     """
 
     def __init__(self):
@@ -103,7 +104,6 @@ class SecondThread:
             finally:
                 loop = self._loop = None
                 self._idle.set()
-
 
 
 class Pace:

@@ -180,6 +180,10 @@ class Function:
         """An atomic store: what was stored before it is seen by a ``load_acquire`` that reads it."""
         self.emit(f"store atomic {value.type} {value.ref}, ptr {pointer.ref} release, align 8")
 
+    def logical_not(self, flag, name=None):
+        """The ``i1`` that is true where ``flag`` is false."""
+        return self.binop("xor", flag, Value("true", "i1"), name)
+
     def claim(self, pointer, expected, new, name=None):
         """Atomically replace the ``i64`` at ``pointer`` by ``new`` if it holds ``expected``: an ``i1``,
         true for the one thread whose exchange succeeded."""

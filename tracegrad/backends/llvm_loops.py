@@ -254,9 +254,7 @@ def _half(module, R, padded, width):
         fn.store(_reduce(fn, fn.load(t, fn.gep(t, acc, k)), width), fn.gep("double", out, k))
     with fn.loop(padded, step=width, name="red") as q:
         first = fn.binop("add", q, integer(R))
-        sums = _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j)))) for j in range(width)],
-                          width)
-        fn.store(sums, fn.gep("double", out, first), align=8)
+        fn.store(_param_sums(fn, acc, first, width), fn.gep("double", out, first), align=8)
     fn.ret()
 
 
@@ -273,7 +271,6 @@ def _helper(module, R, P, padded, n_stored, C, width, splatted):
     t = vector(width)
     fn = module.function("helper", "void", [("ptr", "team")])
     team, = fn.params
-    relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
     kin, buf = fn.alloca(f"[{max(C, 1)} x {t}]", "kin"), fn.alloca(f"[{GROUPS * n_stored} x {t}]", "buf")
     acc = fn.alloca(f"[{R + padded} x {t}]", "acc")
     splats = fn.alloca(f"[{padded} x {t}]", "splats") if splatted else None
@@ -284,7 +281,7 @@ def _helper(module, R, P, padded, n_stored, C, width, splatted):
     serve, idle, got, work, leave, gone = (fn.fresh(k) for k in ("serve", "idle", "got", "work", "leave", "gone"))
     fn.branch(serve, fn.claim(state, integer(0), integer(WAITING)), gone)
     fn.label(serve)
-    came = fn.wait(team, fn.load("i64", seen), equal=False, relax=relax, give_way=_give_way(), limit=LINGER)
+    came = _wait(fn, team, fn.load("i64", seen), equal=False, limit=LINGER)
     fn.branch(got, came, idle)
     fn.label(idle)  # no post for a while: leave, unless a fit holds the helper
     fn.branch(gone, fn.claim(state, integer(WAITING), integer(LEFT)), serve)
@@ -310,6 +307,20 @@ def _helper(module, R, P, padded, n_stored, C, width, splatted):
     fn.branch(gone)
     fn.label(gone)
     fn.ret()
+
+
+def _wait(fn, pointer, value, equal=True, limit=None):
+    """``fn.wait`` as the two threads of a fit wait: with the host's pause hint (x86) while
+    spinning, then giving the core away (``sched_yield``)."""
+    relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
+    return fn.wait(pointer, value, equal=equal, relax=relax, give_way=_give_way(), limit=limit)
+
+
+def _param_sums(fn, acc, first, width):
+    """The vector of the lane sums of the ``width`` vectors ``acc[first:first + width]``."""
+    t = vector(width)
+    return _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j)))) for j in range(width)],
+                      width)
 
 
 def _zero_padding(fn, acc, first, end, width):
@@ -443,15 +454,14 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
     # its sums, reduced (from either thread): on cache lines of their own, as the helper writes them
     other = fn.alloca(f"[{-(-(R + padded) // 16) * 16} x double]", "other", align=128)
     splats = fn.alloca(f"[{padded} x {t}]", "splats") if splatted else params
-    relax = "llvm.x86.sse2.pause" if "sse2" in host().flags else None
     for vectors in (acc, second):
         _zero_padding(fn, vectors, R + P, R + padded, width)
     held = fn.alloca("i1", "held")  # whether this call holds the helper (it then stays till the end)
     fn.store(Value("false", "i1"), held)
     state = fn.gep("i64", team, STATE)
-    with fn.when(fn.binop("and", fn.icmp("ne", team, Value("null", "ptr")),
-                          fn.icmp("ne", fn.load("i64", fn.gep("i64", team, PATIENT)), integer(0)))):
-        fn.wait(state, integer(0), equal=False, relax=relax, give_way=_give_way())  # a patient fit: till it starts
+    teamed = fn.icmp("ne", team, Value("null", "ptr"))  # whether the helper may take second halves
+    with fn.when(fn.binop("and", teamed, fn.icmp("ne", fn.load("i64", fn.gep("i64", team, PATIENT)), integer(0)))):
+        _wait(fn, state, integer(0), equal=False)  # a patient fit: till it starts
 
     def batch_sums(start, m, visit):
         samples = fn.gep("i64", visit, start, name="visit")
@@ -464,11 +474,11 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
             groups = fn.binop("udiv", fn.binop("add", m, integer(width - 1)), integer(width))
             half = fn.binop("mul", fn.binop("udiv", fn.binop("add", groups, integer(1)), integer(2)), integer(width))
             second_half = [splats, data, samples, n, half, m, other, second, buf, kin]
-            with fn.when(fn.icmp("eq", team, Value("null", "ptr"))):
+            with fn.when(fn.logical_not(teamed)):
                 fn.call("part", "void", [splats, data, samples, n, integer(0), half, acc, buf, kin], declare=False)
                 fn.call("half", "void", second_half, declare=False)
-            with fn.when(fn.icmp("ne", team, Value("null", "ptr"))):
-                with fn.when(fn.binop("xor", fn.load("i1", held), Value("true", "i1"))):  # hold the helper, once it waits
+            with fn.when(teamed):
+                with fn.when(fn.logical_not(fn.load("i1", held))):  # hold the helper, once it waits
                     fn.store(fn.claim(state, integer(WAITING), integer(HELD)), held)
                 posted = fn.binop("add", fn.load("i64", team), integer(1))
                 for slot, value in ((VISIT, fn.cast("ptrtoint", samples, "i64")), (LO, half), (HI, m),
@@ -482,21 +492,19 @@ def batch_loop_source(sample, update, n_params, watch=None, width=None):
                 # unless the team says to leave it to a held helper (tests of the helper's path)
                 patient = fn.binop("and", fn.load("i1", held),
                                    fn.icmp("ne", fn.load("i64", fn.gep("i64", team, PATIENT)), integer(0)))
-                with fn.when(fn.binop("xor", patient, Value("true", "i1"))):
+                with fn.when(fn.logical_not(patient)):
                     mine = fn.claim(fn.gep("i64", team, CLAIM), fn.binop("sub", posted, integer(1)), posted)
                     with fn.when(mine):
                         fn.call("half", "void", second_half, declare=False)
                         fn.store(posted, fn.gep("i64", team, DONE))
-                fn.wait(fn.gep("i64", team, DONE), posted, relax=relax, give_way=_give_way())
+                _wait(fn, fn.gep("i64", team, DONE), posted)
 
         def plus_second(first, pointer, type_):  # a split batch's sum: first half + second half
             return fn.select(split, fn.binop("fadd", first, fn.load(type_, pointer, align=8)), first)
 
         def total(q):
             first = fn.binop("add", q, integer(R))
-            sums = _lane_sums(fn, [fn.load(t, fn.gep(t, acc, fn.binop("add", first, integer(j))))
-                                   for j in range(width)], width)
-            return plus_second(sums, fn.gep("double", other, first), t)
+            return plus_second(_param_sums(fn, acc, first, width), fn.gep("double", other, first), t)
         return [plus_second(_reduce(fn, fn.load(t, fn.gep(t, acc, k)), width), fn.gep("double", other, k), "double")
                 for k in range(R)], total
     training_run(fn, update, watch, R, padded, width, batch_sums)
